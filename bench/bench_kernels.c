@@ -1,0 +1,133 @@
+/* bench_kernels.c: throughput of kern_matmul per weight type, level and thread count.
+ *
+ * Shapes: decode m = 1 (n = 2048, k = 2048 and n = 8192, k = 2048) and prefill m = 128
+ * (n = 2048, k = 2048). For decode, the call cycles through copies of the weights totalling at
+ * least COLD_BYTES, more than the last-level cache, so GB/s is DRAM streaming, not cache.
+ * GFLOP/s counts 2 m n k; GB/s counts the bytes of W, x and y of one call.
+ * Usage: bench_kernels [min_seconds_per_point (default 0.3)] [type ...] (e.g. q8_0 f32). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/dtype.h"
+#include "core/log.h"
+#include "core/threadpool.h"
+#include "kernels/kernels.h"
+
+#define COLD_BYTES (96u << 20)
+#define MAX_REPS 100000
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)(rng >> 40) / 16777216.0f * 2.0f - 1.0f;
+}
+
+/* Median seconds per call of kern_matmul over about min_s seconds. */
+static double time_matmul(threadpool_t *pool, dtype_t t, char *w, size_t wbytes, int copies, float *y, const float *x,
+                          int m, int n, int k, double min_s)
+{
+    static double times[MAX_REPS];
+    int reps = 0, c = 0;
+    double t_end;
+    kern_matmul(pool, y, x, w, t, m, n, k); /* warm-up */
+    t_end = now_s() + min_s;
+    while (reps < MAX_REPS && (reps < 3 || now_s() < t_end)) {
+        double t0 = now_s();
+        kern_matmul(pool, y, x, w + (size_t)c * wbytes, t, m, n, k);
+        times[reps++] = now_s() - t0;
+        c = (c + 1) % copies;
+    }
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    return times[reps / 2];
+}
+
+int main(int argc, char **argv)
+{
+    static const int shapes[][3] = { { 1, 2048, 2048 }, { 1, 8192, 2048 }, { 128, 2048, 2048 } };
+    static const dtype_t all_types[] = { DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0, DTYPE_Q4_0 };
+    dtype_t types[8];
+    int n_types = 0;
+    double min_s = argc > 1 ? atof(argv[1]) : 0.3;
+    threadpool_t *pools[2];
+    kern_level_t supported;
+    if (min_s <= 0) min_s = 0.3;
+    for (int a = 2; a < argc && n_types < 8; a++) {
+        dtype_t t;
+        if (dtype_from_name(argv[a], &t) == 0) types[n_types++] = t;
+        else fprintf(stderr, "bench_kernels: unknown type %s\n", argv[a]);
+    }
+    if (!n_types) {
+        memcpy(types, all_types, sizeof(all_types));
+        n_types = 5;
+    }
+    log_set_level(LOG_LEVEL_WARN);
+    supported = kern_level_supported();
+    if (threadpool_create(1, &pools[0]) != CLLM_OK || threadpool_create(2, &pools[1]) != CLLM_OK) {
+        fprintf(stderr, "bench_kernels: cannot create thread pools\n");
+        return 1;
+    }
+    printf("%-16s %-5s %-7s %3s %10s %9s %8s\n", "shape (m,n,k)", "type", "level", "thr", "ms/call", "GFLOP/s", "GB/s");
+    for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+        int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+        float *x = malloc(sizeof(float) * (size_t)m * k), *y = malloc(sizeof(float) * (size_t)m * n);
+        float *row = malloc(sizeof(float) * (size_t)k);
+        if (!x || !y || !row) return 1;
+        for (size_t i = 0; i < (size_t)m * k; i++) x[i] = rnd();
+        for (int ti = 0; ti < n_types; ti++) {
+            dtype_t t = types[ti];
+            size_t rb = dtype_row_bytes(t, (size_t)k), wbytes = rb * (size_t)n;
+            int copies = m == 1 ? (int)((COLD_BYTES + wbytes - 1) / wbytes) : 1;
+            char *w = malloc(wbytes * (size_t)copies);
+            if (!w) {
+                fprintf(stderr, "bench_kernels: out of memory\n");
+                return 1;
+            }
+            for (int j = 0; j < n; j++) {
+                for (int u = 0; u < k; u++) row[u] = rnd();
+                dtype_from_f32_row(t, row, w + rb * (size_t)j, (size_t)k);
+            }
+            for (int c = 1; c < copies; c++) memcpy(w + (size_t)c * wbytes, w, wbytes);
+            for (int lv = KERN_LEVEL_REF; lv <= (int)supported; lv++) {
+                kern_set_level((kern_level_t)lv);
+                for (int p = 0; p < 2; p++) {
+                    /* The scalar reference at prefill shape takes seconds per call: one timed call. */
+                    double budget = (lv == KERN_LEVEL_REF && m > 1) ? 0.0 : min_s;
+                    double s = time_matmul(pools[p], t, w, wbytes, copies, y, x, m, n, k, budget);
+                    double bytes = (double)wbytes + 4.0 * m * k + 4.0 * m * n;
+                    char shape[32];
+                    snprintf(shape, sizeof(shape), "%d,%d,%d", m, n, k);
+                    printf("%-16s %-5s %-7s %3d %10.3f %9.1f %8.2f\n", shape, dtype_name(t),
+                           kern_level_name((kern_level_t)lv), p + 1, s * 1e3, 2.0 * m * n * k / s * 1e-9,
+                           bytes / s * 1e-9);
+                    fflush(stdout);
+                }
+            }
+            free(w);
+        }
+        free(x);
+        free(y);
+        free(row);
+    }
+    threadpool_destroy(pools[0]);
+    threadpool_destroy(pools[1]);
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* kernels_ref.h: the scalar reference kernels (the spec, the fallback, the test oracle).
+ *
+ * Owns: one plain C11 implementation of every entry of kern_vtable_t. Each computes every
+ * output element with a single sequential accumulation in the order of the input (over k, over
+ * key positions), so it is trivially batch invariant. See kernels_impl.h for the signatures. */
+#ifndef CLLM_KERNELS_REF_KERNELS_REF_H
+#define CLLM_KERNELS_REF_KERNELS_REF_H
+
+#include "kernels/kernels_impl.h"
+
+void kern_ref_matmul_f32(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1);
+void kern_ref_matmul_f16(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1);
+void kern_ref_matmul_bf16(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1);
+void kern_ref_matmul_q8_0(float *y, const int8_t *xqs, const float *xd, const void *w, int m, int n, int k,
+                          int j0, int j1);
+void kern_ref_matmul_q4_0(float *y, const int8_t *xqs, const float *xd, const void *w, int m, int n, int k,
+                          int j0, int j1);
+void kern_ref_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void kern_ref_silu_mul(float *out, const float *gate, const float *up, int n);
+void kern_ref_add(float *out, const float *a, const float *b, int n);
+void kern_ref_rope(float *x, int n_heads, int head_dim, int pos, const float *inv_freq, int neox);
+void kern_ref_attention(float *out, const float *q, const void *k_pool, const void *v_pool, dtype_t kv_type,
+                        const int32_t *block_table, int n_ctx, int block_size, int n_head, int n_head_kv,
+                        int head_dim, int h0, int h1, float scale);
+
+extern const kern_vtable_t kern_vtable_ref;
+
+#endif

@@ -1,0 +1,108 @@
+/* kv_cache.c: block KV storage (see kv_cache.h). One allocation per layer and per K/V, sized
+ * once at create; nothing is allocated afterwards. */
+#include "kv/kv_cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct kv_cache {
+    kv_cache_config_t cfg;
+    size_t pool_bytes; /* bytes of one layer's K (or V) pool */
+    size_t head_bytes; /* bytes of one head's row of one token */
+    void **k;          /* (n_layer) pools */
+    void **v;          /* (n_layer) pools */
+};
+
+size_t kv_cache_block_bytes(const kv_cache_config_t *cfg)
+{
+    size_t per_layer;
+    if (__builtin_mul_overflow((size_t)cfg->n_head_kv * (size_t)cfg->head_dim, (size_t)cfg->block_size, &per_layer) ||
+        __builtin_mul_overflow(per_layer, dtype_block_bytes(cfg->dtype) * 2, &per_layer) ||
+        __builtin_mul_overflow(per_layer, (size_t)cfg->n_layer, &per_layer))
+        return 0;
+    return per_layer;
+}
+
+size_t kv_cache_bytes_for(const kv_cache_config_t *cfg)
+{
+    size_t total;
+    if (__builtin_mul_overflow(kv_cache_block_bytes(cfg), (size_t)cfg->n_blocks, &total)) return 0;
+    return total;
+}
+
+status_t kv_cache_create(const kv_cache_config_t *cfg, kv_cache_t **out)
+{
+    kv_cache_t *kv;
+    *out = NULL;
+    if (cfg->n_layer <= 0 || cfg->n_head_kv <= 0 || cfg->head_dim <= 0 || cfg->n_blocks <= 0)
+        return cllm_error(CLLM_ERR_INVALID_ARG, "kv cache: bad shape");
+    if (cfg->block_size < 8 || cfg->block_size > 256 || (cfg->block_size & (cfg->block_size - 1)))
+        return cllm_error(CLLM_ERR_INVALID_ARG, "kv cache: block size %d must be a power of two from 8 to 256",
+                          cfg->block_size);
+    if (cfg->dtype != DTYPE_F32 && cfg->dtype != DTYPE_F16 && cfg->dtype != DTYPE_BF16)
+        return cllm_error(CLLM_ERR_INVALID_ARG, "kv cache: dtype %s not supported (f32, f16, bf16)", dtype_name(cfg->dtype));
+    if (kv_cache_bytes_for(cfg) == 0) return cllm_error(CLLM_ERR_RANGE, "kv cache: size overflows");
+
+    kv = calloc(1, sizeof(*kv));
+    if (!kv) return cllm_error(CLLM_ERR_NOMEM, "kv cache: out of memory");
+    kv->cfg = *cfg;
+    kv->head_bytes = (size_t)cfg->head_dim * dtype_block_bytes(cfg->dtype);
+    kv->pool_bytes = kv_cache_bytes_for(cfg) / 2 / (size_t)cfg->n_layer;
+    kv->k = calloc((size_t)cfg->n_layer, sizeof(void *));
+    kv->v = calloc((size_t)cfg->n_layer, sizeof(void *));
+    if (!kv->k || !kv->v) goto out_nomem;
+    for (int l = 0; l < cfg->n_layer; l++) {
+        /* 64-byte aligned for the SIMD kernels; zeroed so an unwritten slot is never NaN. */
+        kv->k[l] = aligned_alloc(64, (kv->pool_bytes + 63) & ~(size_t)63);
+        kv->v[l] = aligned_alloc(64, (kv->pool_bytes + 63) & ~(size_t)63);
+        if (!kv->k[l] || !kv->v[l]) goto out_nomem;
+        memset(kv->k[l], 0, kv->pool_bytes);
+        memset(kv->v[l], 0, kv->pool_bytes);
+    }
+    *out = kv;
+    return CLLM_OK;
+
+out_nomem:
+    kv_cache_destroy(kv);
+    return cllm_error(CLLM_ERR_NOMEM, "kv cache: cannot allocate %zu bytes", kv_cache_bytes_for(cfg));
+}
+
+void kv_cache_destroy(kv_cache_t *kv)
+{
+    if (!kv) return;
+    for (int l = 0; l < kv->cfg.n_layer; l++) {
+        if (kv->k) free(kv->k[l]);
+        if (kv->v) free(kv->v[l]);
+    }
+    free(kv->k);
+    free(kv->v);
+    free(kv);
+}
+
+const kv_cache_config_t *kv_cache_config(const kv_cache_t *kv)
+{
+    return &kv->cfg;
+}
+
+void *kv_cache_k(kv_cache_t *kv, int layer)
+{
+    return kv->k[layer];
+}
+
+void *kv_cache_v(kv_cache_t *kv, int layer)
+{
+    return kv->v[layer];
+}
+
+void kv_cache_store(kv_cache_t *kv, int layer, int32_t block, int32_t offset, const float *k, const float *v)
+{
+    const kv_cache_config_t *c = &kv->cfg;
+    size_t block_off = (size_t)block * (size_t)c->n_head_kv * (size_t)c->block_size;
+    for (int h = 0; h < c->n_head_kv; h++) {
+        size_t row = block_off + ((size_t)h * (size_t)c->block_size + (size_t)offset);
+        dtype_from_f32_row(c->dtype, k + (size_t)h * c->head_dim, (char *)kv->k[layer] + row * kv->head_bytes,
+                           (size_t)c->head_dim);
+        dtype_from_f32_row(c->dtype, v + (size_t)h * c->head_dim, (char *)kv->v[layer] + row * kv->head_bytes,
+                           (size_t)c->head_dim);
+    }
+}
