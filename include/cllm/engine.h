@@ -30,7 +30,8 @@ typedef struct {
     const char *model_path;         /* GGUF file */
     int32_t n_threads;              /* kernel threads; 0: all online cores */
     int32_t block_size;             /* tokens per KV block: power of two, 8..256 (32) */
-    int32_t num_blocks;             /* KV blocks; 0: as many as kv_cache_memory holds */
+    int32_t num_blocks;             /* KV blocks; 0: as many as kv_cache_memory holds, at most 4x
+                                       max_num_seqs x max_model_len / block_size */
     uint64_t kv_cache_memory;       /* bytes of K/V when num_blocks is 0 (4 GiB) */
     const char *kv_cache_dtype;     /* "auto" (f32 for f32 weights, else f16), "f32", "f16", "bf16" */
     int32_t max_model_len;          /* prompt + output tokens; 0: the model's context length */

@@ -172,7 +172,12 @@ static status_t resolve_config(cllm_engine_t *e, kv_cache_config_t *kc)
     block_bytes = kv_cache_block_bytes(kc);
     min_blocks = ((int64_t)c->max_model_len + c->block_size - 1) / c->block_size;
     if (c->num_blocks <= 0) {
+        /* what the memory holds, but no more than 4x the seed's sizing rule: beyond that the blocks
+         * only serve as prefix cache, and a small model would get millions of them */
         uint64_t n = c->kv_cache_memory / block_bytes;
+        uint64_t cap = 4 * (uint64_t)c->max_num_seqs * (uint64_t)c->max_model_len / (uint64_t)c->block_size;
+        if (cap < (uint64_t)min_blocks) cap = (uint64_t)min_blocks;
+        if (n > cap) n = cap;
         if (n > INT32_MAX / 2) n = INT32_MAX / 2;
         c->num_blocks = (int32_t)n;
         if (c->num_blocks < min_blocks)

@@ -1,9 +1,12 @@
-/* kv_cache.c: block KV storage (see kv_cache.h). One allocation per layer and per K/V, sized
- * once at create; nothing is allocated afterwards. */
+/* kv_cache.c: block KV storage (see kv_cache.h). One anonymous mapping per layer and per K/V,
+ * sized once at create; nothing is allocated afterwards. The mappings are zero-filled lazily by
+ * the kernel, so resident memory grows with the blocks actually written, not with the pool size
+ * (an unwritten slot reads as zeros, never NaN). */
 #include "kv/kv_cache.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct kv_cache {
     kv_cache_config_t cfg;
@@ -30,6 +33,12 @@ size_t kv_cache_bytes_for(const kv_cache_config_t *cfg)
     return total;
 }
 
+static void *pool_map(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 status_t kv_cache_create(const kv_cache_config_t *cfg, kv_cache_t **out)
 {
     kv_cache_t *kv;
@@ -52,12 +61,10 @@ status_t kv_cache_create(const kv_cache_config_t *cfg, kv_cache_t **out)
     kv->v = calloc((size_t)cfg->n_layer, sizeof(void *));
     if (!kv->k || !kv->v) goto out_nomem;
     for (int l = 0; l < cfg->n_layer; l++) {
-        /* 64-byte aligned for the SIMD kernels; zeroed so an unwritten slot is never NaN. */
-        kv->k[l] = aligned_alloc(64, (kv->pool_bytes + 63) & ~(size_t)63);
-        kv->v[l] = aligned_alloc(64, (kv->pool_bytes + 63) & ~(size_t)63);
+        /* page-aligned (so 64-byte aligned for the SIMD kernels) */
+        kv->k[l] = pool_map(kv->pool_bytes);
+        kv->v[l] = pool_map(kv->pool_bytes);
         if (!kv->k[l] || !kv->v[l]) goto out_nomem;
-        memset(kv->k[l], 0, kv->pool_bytes);
-        memset(kv->v[l], 0, kv->pool_bytes);
     }
     *out = kv;
     return CLLM_OK;
@@ -71,8 +78,8 @@ void kv_cache_destroy(kv_cache_t *kv)
 {
     if (!kv) return;
     for (int l = 0; l < kv->cfg.n_layer; l++) {
-        if (kv->k) free(kv->k[l]);
-        if (kv->v) free(kv->v[l]);
+        if (kv->k && kv->k[l]) munmap(kv->k[l], kv->pool_bytes);
+        if (kv->v && kv->v[l]) munmap(kv->v[l], kv->pool_bytes);
     }
     free(kv->k);
     free(kv->v);

@@ -1,6 +1,7 @@
-/* cmd_generate.c: `cllm generate`: load a model, encode the prompt, prefill it, then sample and
- * stream tokens to stdout until EOS, -n tokens or the context ends. stdout carries only the
- * generated text; the configuration and the timing line go to stderr. */
+/* cmd_generate.c: `cllm generate`: one request through the engine (include/cllm/engine.h),
+ * stepped on this thread: the prompt is prefilled, then tokens are sampled and streamed to stdout
+ * until EOS, -n tokens or the context ends. stdout carries only the generated text; the
+ * configuration and the timing line go to stderr. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,16 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cllm/engine.h"
 #include "commands.h"
 #include "core/log.h"
-#include "core/threadpool.h"
+#include "engine/engine.h"
 #include "engine/sampler.h"
-#include "kernels/kernels.h"
-#include "kv/kv_cache.h"
-#include "model/forward.h"
-#include "model/model.h"
-
-#define PREFILL_CHUNK 512
 
 static void generate_usage(FILE *f)
 {
@@ -224,179 +220,86 @@ static int generate_parse(int argc, char **argv, generate_args_t *a)
     return 0;
 }
 
-/* "auto": f32 KV for f32 weights (exact comparisons with references), f16 otherwise. */
-static int kv_dtype_choose(const char *name, const model_t *m, dtype_t *out)
-{
-    if (!strcmp(name, "auto")) {
-        *out = m->weight_type == DTYPE_F32 ? DTYPE_F32 : DTYPE_F16;
-        return 0;
-    }
-    if (dtype_from_name(name, out) || (*out != DTYPE_F32 && *out != DTYPE_F16 && *out != DTYPE_BF16)) {
-        fprintf(stderr, "cllm generate: --kv-cache-dtype must be auto, f32, f16 or bf16, got '%s'\n", name);
-        return -1;
-    }
-    return 0;
-}
-
 int cmd_generate(int argc, char **argv)
 {
     generate_args_t a;
-    model_t *model = NULL;
-    threadpool_t *pool = NULL;
-    kv_cache_t *kv = NULL;
-    forward_t *fw = NULL;
-    sampler_t *smp = NULL;
-    int32_t *prompt = NULL, *block_table = NULL, *tokens = NULL;
-    float *logits = NULL;
-    size_t n_prompt = 0;
+    cllm_engine_config_t cfg;
+    cllm_engine_t *e = NULL;
+    cllm_request_t q;
+    cllm_output_t *o = NULL;
+    uint64_t id;
     int rc = 1, pr;
+    int32_t n_prompt = 0, n_out = 0;
+    double t0, t_first = 0.0, t_end;
     status_t st;
-    char desc[512];
-    kv_cache_config_t kc;
-    long n_ctx, n_gen = 0;
-    double t0, t_prefill = 0.0, t_gen = 0.0;
-    tokenizer_stream_t stream;
-    char text[1024];
 
     pr = generate_parse(argc, argv, &a);
     if (pr) {
         free(a.prompt_owned);
         return pr == 1 ? 0 : 2;
     }
-    if ((st = model_load(a.model_path, &model)) != CLLM_OK) {
-        fprintf(stderr, "cllm generate: %s\n", cllm_error_message());
-        goto out;
-    }
-    model_describe(model, desc, sizeof(desc));
-    log_info("model %s", desc);
-    if ((st = sampler_create(&a.sp, model->hp.n_vocab, &smp)) != CLLM_OK) {
-        fprintf(stderr, "cllm generate: %s\n", cllm_error_message());
-        goto out;
-    }
-    if ((st = tokenizer_encode(model->tok, a.prompt, strlen(a.prompt), !a.no_bos, false, &prompt, &n_prompt)) != CLLM_OK) {
-        fprintf(stderr, "cllm generate: %s\n", cllm_error_message());
-        goto out;
-    }
-    if (n_prompt == 0) {
-        fprintf(stderr, "cllm generate: the prompt encodes to no tokens\n");
-        goto out;
-    }
-    n_ctx = a.n_ctx ? a.n_ctx : (a.n_predict < 0 ? model->hp.n_ctx_train : (long)n_prompt + a.n_predict);
-    if (n_ctx > model->hp.n_ctx_train)
-        log_warn("context %ld is longer than the model was trained for (%d): quality may drop", n_ctx,
-                 model->hp.n_ctx_train);
-    if ((long)n_prompt >= n_ctx) {
-        fprintf(stderr, "cllm generate: the prompt has %zu tokens but the context holds %ld; raise -c\n", n_prompt, n_ctx);
-        goto out;
-    }
+    cllm_engine_config_default(&cfg);
+    cfg.model_path = a.model_path;
+    cfg.n_threads = (int32_t)a.n_threads;
+    cfg.block_size = (int32_t)a.block_size;
+    cfg.kv_cache_dtype = a.kv_dtype;
+    cfg.max_num_seqs = 1;
+    /* the context: -c, else room for the prompt (at most one token per byte, plus BOS) and -n
+     * tokens — the model's trained length is no limit (as in llama.cpp), only a warning */
+    if (a.n_ctx)
+        cfg.max_model_len = (int32_t)a.n_ctx;
+    else if (a.n_predict > 0)
+        cfg.max_model_len = (int32_t)(strlen(a.prompt) + 2 + (size_t)a.n_predict);
+    if ((st = cllm_engine_create(&cfg, &e)) != CLLM_OK) goto out_err;
+    if (engine_config(e)->max_model_len > engine_model(e)->hp.n_ctx_train)
+        log_warn("context %d is longer than the model was trained for (%d): quality may drop",
+                 engine_config(e)->max_model_len, engine_model(e)->hp.n_ctx_train);
 
-    kc.n_layer = model->hp.n_layer;
-    kc.n_head_kv = model->hp.n_head_kv;
-    kc.head_dim = model->hp.head_dim;
-    kc.block_size = (int32_t)a.block_size;
-    kc.n_blocks = (int32_t)((n_ctx + a.block_size - 1) / a.block_size);
-    if (kv_dtype_choose(a.kv_dtype, model, &kc.dtype)) goto out;
-    if ((st = kv_cache_create(&kc, &kv)) != CLLM_OK || (st = threadpool_create((int)a.n_threads, &pool)) != CLLM_OK ||
-        (st = forward_create(model, kv, pool, &fw)) != CLLM_OK) {
-        fprintf(stderr, "cllm generate: %s\n", cllm_error_message());
-        goto out;
-    }
-    log_info("context %ld tokens in %d blocks of %d (%s KV, %.1f MiB), %ld threads, kernels %s", n_ctx, kc.n_blocks,
-             kc.block_size, dtype_name(kc.dtype), (double)kv_cache_bytes_for(&kc) / (1024.0 * 1024.0), a.n_threads,
-             kern_level_name(kern_level()));
-
-    block_table = malloc((size_t)kc.n_blocks * sizeof(int32_t));
-    tokens = malloc((size_t)n_ctx * sizeof(int32_t));
-    logits = malloc((size_t)model->hp.n_vocab * sizeof(float));
-    if (!block_table || !tokens || !logits) {
-        fprintf(stderr, "cllm generate: out of memory\n");
-        goto out;
-    }
-    for (int32_t i = 0; i < kc.n_blocks; i++) block_table[i] = i;
-    memcpy(tokens, prompt, n_prompt * sizeof(int32_t));
-    sampler_set_prompt(smp, prompt, n_prompt);
-
-    {
-        int32_t *pos = malloc((size_t)n_ctx * sizeof(int32_t)), *seq = calloc((size_t)n_ctx, sizeof(int32_t));
-        const int32_t *bts[1] = { block_table };
-        int32_t nbs[1] = { kc.n_blocks };
-        long n_cur = (long)n_prompt;
-        forward_batch_t b;
-        sampler_result_t res;
-
-        if (!pos || !seq) {
-            free(pos);
-            free(seq);
-            fprintf(stderr, "cllm generate: out of memory\n");
-            goto out;
-        }
-        for (long i = 0; i < n_ctx; i++) pos[i] = (int32_t)i;
-        memset(&b, 0, sizeof(b));
-        b.n_seqs = 1;
-        b.block_tables = bts;
-        b.n_blocks = nbs;
-        b.seq = seq;
-
-        /* prefill in chunks; only the last chunk's last token needs logits */
-        t0 = now_s();
-        for (long i0 = 0; i0 < (long)n_prompt; i0 += PREFILL_CHUNK) {
-            long n = (long)n_prompt - i0 < PREFILL_CHUNK ? (long)n_prompt - i0 : PREFILL_CHUNK;
-            b.n_tokens = (int32_t)n;
-            b.tokens = tokens + i0;
-            b.pos = pos + i0;
-            if ((st = forward_run(fw, &b, logits)) != CLLM_OK) break;
-        }
-        t_prefill = now_s() - t0;
-
-        tokenizer_stream_init(&stream, false);
-        stream.started = true; /* the text continues the prompt: keep the first token's space */
-        t0 = now_s();
-        while (st == CLLM_OK && (a.n_predict < 0 || n_gen < a.n_predict) && n_cur < n_ctx) {
-            size_t len;
-            if ((st = sampler_sample(smp, logits, &res)) != CLLM_OK) break;
-            if (!a.ignore_eos && tokenizer_is_eog(model->tok, res.token)) break;
-            sampler_accept(smp, res.token);
-            tokens[n_cur] = res.token;
-            n_gen++;
-            len = tokenizer_stream_push(model->tok, &stream, res.token, text, sizeof(text));
-            fwrite(text, 1, len, stdout);
+    cllm_request_init(&q);
+    q.prompt = a.prompt;
+    q.prompt_len = strlen(a.prompt);
+    q.add_special = !a.no_bos;
+    q.temperature = a.sp.temperature;
+    q.top_k = a.sp.top_k;
+    q.top_p = a.sp.top_p;
+    q.min_p = a.sp.min_p;
+    q.repetition_penalty = a.sp.repetition_penalty;
+    q.seed = a.sp.seed;
+    q.has_seed = a.sp.has_seed;
+    q.ignore_eos = a.ignore_eos;
+    q.max_tokens = a.n_predict > 0 ? (int32_t)a.n_predict : 0;
+    t0 = now_s();
+    if ((st = cllm_engine_submit(e, &q, &id)) != CLLM_OK) goto out_err;
+    for (;;) {
+        int32_t n;
+        if ((st = cllm_engine_step(e, &n)) != CLLM_OK) goto out_err;
+        while ((st = cllm_engine_poll(e, id, 0, &o)) == CLLM_OK && o) {
+            int fin = o->finish != CLLM_FINISH_NONE;
+            if (o->n_tokens && t_first == 0.0) t_first = now_s();
+            fwrite(o->text, 1, o->text_len, stdout);
             fflush(stdout);
-            if ((a.n_predict >= 0 && n_gen >= a.n_predict) || n_cur + 1 >= n_ctx) {
-                n_cur++;
-                break;
-            }
-            b.n_tokens = 1;
-            b.tokens = tokens + n_cur;
-            b.pos = pos + n_cur;
-            st = forward_run(fw, &b, logits);
-            n_cur++;
+            n_prompt = o->n_prompt_tokens;
+            n_out = o->n_output_tokens;
+            cllm_output_free(o);
+            o = NULL;
+            if (fin) goto done;
         }
-        t_gen = now_s() - t0;
-        fwrite(text, 1, tokenizer_stream_flush(model->tok, &stream, text, sizeof(text)), stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-        free(pos);
-        free(seq);
-        if (st != CLLM_OK) {
-            fprintf(stderr, "cllm generate: %s\n", cllm_error_message());
-            goto out;
-        }
+        if (st != CLLM_OK) goto out_err;
     }
-    fprintf(stderr, "cllm generate: prompt %zu tokens in %.3f s (%.2f tok/s), generation %ld tokens in %.3f s (%.2f tok/s)\n",
-            n_prompt, t_prefill, t_prefill > 0 ? (double)n_prompt / t_prefill : 0.0, n_gen, t_gen,
-            t_gen > 0 ? (double)n_gen / t_gen : 0.0);
+done:
+    t_end = now_s();
+    fputc('\n', stdout);
+    fflush(stdout);
+    fprintf(stderr, "cllm generate: prompt %d tokens in %.3f s (%.2f tok/s), generation %d tokens in %.3f s (%.2f tok/s)\n",
+            n_prompt, t_first - t0, t_first > t0 ? n_prompt / (t_first - t0) : 0.0, n_out, t_end - t_first,
+            n_out > 1 && t_end > t_first ? (n_out - 1) / (t_end - t_first) : 0.0);
     rc = 0;
+    goto out;
 
+out_err:
+    fprintf(stderr, "cllm generate: %s\n", cllm_error_message());
 out:
-    free(logits);
-    free(tokens);
-    free(block_table);
-    free(prompt);
-    sampler_destroy(smp);
-    forward_destroy(fw);
-    threadpool_destroy(pool);
-    kv_cache_destroy(kv);
-    model_destroy(model);
+    cllm_engine_destroy(e);
     free(a.prompt_owned);
     return rc;
 }
