@@ -35,7 +35,10 @@ static int failures;
 #define NOW_FIXED 1725541445 /* 2024-09-05 13:04:05 UTC */
 
 /* The small context of the expression tables: two messages and one extra variable. */
-static const chat_message_t k_small_chat[] = { { "user", "hi", NULL, NULL, NULL }, { "assistant", "yo", NULL, NULL, NULL } };
+static const chat_message_t k_small_chat[] = {
+    { "user", "hi", NULL, NULL, NULL },
+    { "assistant", "yo", NULL, NULL, NULL },
+};
 
 static chat_template_vars_t small_vars(void)
 {
@@ -143,7 +146,8 @@ static void test_builtins(void)
              llama3_turns);
     test_builtin("llama3.2", "<|begin_of_text|>", "<|eot_id|>", 0, want);
     test_builtin("llama2", "<s>", "</s>", 0,
-                 "<s>[INST] <<SYS>>\nYou are a bot.\n<</SYS>>\n\nHello [/INST] Hi there </s><s>[INST] How are you? [/INST]");
+                 "<s>[INST] <<SYS>>\nYou are a bot.\n<</SYS>>\n\nHello [/INST] Hi there </s>"
+                 "<s>[INST] How are you? [/INST]");
     snprintf(want, sizeof(want), "<|im_start|>system\nYou are a bot.<|im_end|>\n%s", chatml_turns);
     test_builtin("chatml", "", "", 0, want);
     test_builtin("qwen2", "", "<|im_end|>", 0, want);
@@ -211,7 +215,8 @@ static void test_raise_exception(void)
               "gemma system: %s", cllm_error_message());
         free(out);
     }
-    expect_error(__LINE__, "x\n{{ raise_exception('boom ' ~ 42) }}", CLLM_ERR_INVALID_ARG, "line 2: raise_exception: boom 42");
+    expect_error(__LINE__, "x\n{{ raise_exception('boom ' ~ 42) }}", CLLM_ERR_INVALID_ARG,
+                 "line 2: raise_exception: boom 42");
 }
 
 /* Tools, tool calls and tool results of the tool-capable templates. */
@@ -287,13 +292,15 @@ typedef struct {
 static const render_case_t k_expr_cases[] = {
     { "{{ 'a' }}{{ \"b\" }}{{ 1 }}{{ -2 }}{{ 1.5 }}{{ true }}{{ false }}{{ none }}{{ [1, 'a', none] }}{{ {'k': 'v'} }}",
       "ab1-21.5TrueFalseNone[1, 'a', None]{'k': 'v'}" },
-    { "{{ 1.0 }}|{{ 1e20 }}|{{ 1e-5 }}|{{ 0.1 + 0.2 }}|{{ 1e16 }}|{{ 123456789.123 }}|{{ 0.0001 }}|{{ -0.0 }}|{{ 1/3 }}",
+    { "{{ 1.0 }}|{{ 1e20 }}|{{ 1e-5 }}|{{ 0.1 + 0.2 }}|{{ 1e16 }}|{{ 123456789.123 }}|{{ 0.0001 }}"
+      "|{{ -0.0 }}|{{ 1/3 }}",
       "1.0|1e+20|1e-05|0.30000000000000004|1e+16|123456789.123|0.0001|-0.0|0.3333333333333333" },
     { "{{ (1, 2) }}{{ (1,) }}{{ () }}{{ {'a': \"b'c\"} }}",
       "(1, 2)(1,)(){'a': \"b'c\"}" },
     { "{{ 'a\\nb\\x41\\u00e9\\t|' }}{{ \"it's\" }}{{ 'x' 'y' }}",
       "a\nbAé\t|it'sxy" },
-    { "{{ 1 + 2 * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 4 / 2 }} {{ 2 ** 10 }} {{ 2 ** 3 ** 2 }} {{ -2 ** 2 }}",
+    { "{{ 1 + 2 * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 4 / 2 }} {{ 2 ** 10 }}"
+      " {{ 2 ** 3 ** 2 }} {{ -2 ** 2 }}",
       "7 3 -4 2 3.5 2.0 1024 64 4" },
     { "{{ 10.5 // 2 }} {{ -10.5 % 3 }} {{ 2 ** -1 }} {{ 2.0 ** 2 }} {{ 1 + 1.5 }} {{ true + 1 }}",
       "5.0 1.5 0.5 4.0 2.5 2" },
@@ -301,97 +308,133 @@ static const render_case_t k_expr_cases[] = {
       "ababab[0, 0]a1None[1, 2]ab" },
     { "{{ 'a' ~ 2 * 3 }}|{{ 1 ~ 2 + 'x' }}|{{ not 1 == 2 }}",
       "a6|12x|True" },
-    { "{{ 1 == 1.0 }}{{ [1, 2] == [1, 2] }}{{ {'a': 1} == {'a': 1} }}{{ 'a' < 'b' }}{{ 1 < 2 < 3 }}{{ 3 > 2 > 2 }}{{ 2 != 2 }}",
+    { "{{ 1 == 1.0 }}{{ [1, 2] == [1, 2] }}{{ {'a': 1} == {'a': 1} }}{{ 'a' < 'b' }}{{ 1 < 2 < 3 }}"
+      "{{ 3 > 2 > 2 }}{{ 2 != 2 }}",
       "TrueTrueTrueTrueTrueFalseFalse" },
     { "{{ x == none }}{{ x == x }}{{ none == false }}{{ 0 == false }}{{ 1 == true }}",
       "FalseTrueFalseTrueTrue" },
-    { "{{ true and 'x' }}|{{ false or 'y' }}|{{ 0 or none }}|{{ '' and 1 }}|{{ 1 and 2 or 3 }}|{{ not none }}|{{ not [] }}",
+    { "{{ true and 'x' }}|{{ false or 'y' }}|{{ 0 or none }}|{{ '' and 1 }}|{{ 1 and 2 or 3 }}"
+      "|{{ not none }}|{{ not [] }}",
       "x|y|None||2|True|True" },
     { "{{ 'x' in 'axb' }}{{ 1 in [1, 2] }}{{ 'a' in {'a': 1} }}{{ 'z' not in 'abc' }}{{ 3 in [] }}",
       "TrueTrueTrueTrueFalse" },
     { "{{ 'a' if true else 'b' }}{{ 'a' if false else 'b' if true else 'c' }}[{{ 1 if false }}]",
       "ab[]" },
-    { "{{ messages[0].role }}{{ messages[0]['content'] }}{{ messages[-1].content }}|{{ messages[5] }}|{{ messages[0].missing }}",
+    { "{{ messages[0].role }}{{ messages[0]['content'] }}{{ messages[-1].content }}|{{ messages[5] }}"
+      "|{{ messages[0].missing }}",
       "userhiyo||" },
-    { "{{ 'abc'[1:] }}{{ 'héllo'|length }}{{ 'héllo'[1] }}{{ [1, 2, 3][-1] }}{{ [1, 2, 3][::-1] }}{{ 'héllo'[::-1] }}{{ 'héllo'[1:3] }}",
+    { "{{ 'abc'[1:] }}{{ 'héllo'|length }}{{ 'héllo'[1] }}{{ [1, 2, 3][-1] }}{{ [1, 2, 3][::-1] }}"
+      "{{ 'héllo'[::-1] }}{{ 'héllo'[1:3] }}",
       "bc5é3[3, 2, 1]olléhél" },
-    { "{{ [1, 2][1:5] }}{{ 'hello'[::2] }}{{ 'hello'[-3:] }}{{ messages[1:]|length }}{{ [1, 2, 3, 4][1:-1] }}{{ 'abc'[:0] }}",
+    { "{{ [1, 2][1:5] }}{{ 'hello'[::2] }}{{ 'hello'[-3:] }}{{ messages[1:]|length }}"
+      "{{ [1, 2, 3, 4][1:-1] }}{{ 'abc'[:0] }}",
       "[2]hlollo1[2, 3]" },
-    { "{{ x is defined }}{{ x is undefined }}{{ none is none }}{{ 'a' is string }}{{ 1 is number }}{{ true is number }}{{ 1.5 is integer }}{{ 1 is integer }}{{ 1.0 is float }}",
+    { "{{ x is defined }}{{ x is undefined }}{{ none is none }}{{ 'a' is string }}{{ 1 is number }}"
+      "{{ true is number }}{{ 1.5 is integer }}{{ 1 is integer }}{{ 1.0 is float }}",
       "FalseTrueTrueTrueTrueTrueFalseTrueTrue" },
-    { "{{ 'a' is iterable }}{{ {} is mapping }}{{ [1] is mapping }}{{ 'a' is sequence }}{{ x is iterable }}{{ true is boolean }}{{ none is boolean }}",
+    { "{{ 'a' is iterable }}{{ {} is mapping }}{{ [1] is mapping }}{{ 'a' is sequence }}{{ x is iterable }}"
+      "{{ true is boolean }}{{ none is boolean }}",
       "TrueTrueFalseTrueTrueTrueFalse" },
-    { "{{ 5 is divisibleby 5 }}{{ 3 is odd }}{{ 4 is even }}{{ 'ab' is lower }}{{ 'AB' is upper }}{{ 1 is eq 1 }}{{ 1 is ne 1 }}{{ 'a' is in 'abc' }}{{ 2 is gt 1 }}",
+    { "{{ 5 is divisibleby 5 }}{{ 3 is odd }}{{ 4 is even }}{{ 'ab' is lower }}{{ 'AB' is upper }}"
+      "{{ 1 is eq 1 }}{{ 1 is ne 1 }}{{ 'a' is in 'abc' }}{{ 2 is gt 1 }}",
       "TrueTrueTrueTrueTrueTrueFalseTrueTrue" },
-    { "{{ range is callable }}{{ 'a' is callable }}{{ x is not defined }}{{ messages is not none }}{{ 1 is sameas 1 }}{{ 1 is sameas true }}",
+    { "{{ range is callable }}{{ 'a' is callable }}{{ x is not defined }}{{ messages is not none }}"
+      "{{ 1 is sameas 1 }}{{ 1 is sameas true }}",
       "TrueFalseTrueTrueTrueFalse" },
-    { "{{ ' a b '|trim }}|{{ 'xxaxx'|trim('x') }}|{{ 'abc'|upper }}|{{ 'ABC'|lower }}|{{ 'hELLO wORLD'|capitalize }}|{{ \"they're bob's x-y\"|title }}",
+    { "{{ ' a b '|trim }}|{{ 'xxaxx'|trim('x') }}|{{ 'abc'|upper }}|{{ 'ABC'|lower }}"
+      "|{{ 'hELLO wORLD'|capitalize }}|{{ \"they're bob's x-y\"|title }}",
       "a b|a|ABC|abc|Hello world|They're Bob's X-Y" },
     { "{{ [1, 2, 3]|length }}{{ {'a': 1}|length }}{{ 'abc'|count }}{{ x|length }}",
       "3130" },
-    { "{{ [1, 2, 3]|join }}|{{ ['a', 1]|join('-') }}|{{ [{'n': 'a'}, {'n': 'b'}]|join(',', attribute='n') }}|{{ x|join(',') }}",
+    { "{{ [1, 2, 3]|join }}|{{ ['a', 1]|join('-') }}"
+      "|{{ [{'n': 'a'}, {'n': 'b'}]|join(',', attribute='n') }}|{{ x|join(',') }}",
       "123|a-1|a,b|" },
-    { "{{ x|default('d') }}|{{ ''|default('d') }}|{{ ''|default('d', true) }}|{{ none|default('d') }}|{{ x|d('e') }}|{{ 0|default(5, boolean=true) }}",
+    { "{{ x|default('d') }}|{{ ''|default('d') }}|{{ ''|default('d', true) }}|{{ none|default('d') }}"
+      "|{{ x|d('e') }}|{{ 0|default(5, boolean=true) }}",
       "d||d|None|e|5" },
-    { "{{ 3.7|int }}{{ '42'|int }}{{ 'x'|int }}{{ ' 12 '|int }}{{ '3.9'|int }}{{ 'x'|int(7) }}|{{ '3.5'|float }}{{ 3|float }}{{ 'y'|float }}",
+    { "{{ 3.7|int }}{{ '42'|int }}{{ 'x'|int }}{{ ' 12 '|int }}{{ '3.9'|int }}{{ 'x'|int(7) }}"
+      "|{{ '3.5'|float }}{{ 3|float }}{{ 'y'|float }}",
       "34201237|3.53.00.0" },
     { "{{ 42|string + 'a' }}{{ none|string }}{{ [1, 'x']|string }}{{ 1.0|string }}",
       "42aNone[1, 'x']1.0" },
-    { "{{ [3, 1, 2]|sort }}{{ ['b', 'A', 'a']|sort }}{{ [3, 1, 2]|sort(reverse=true) }}{{ [{'n': 2}, {'n': 1}]|sort(attribute='n') }}",
+    { "{{ [3, 1, 2]|sort }}{{ ['b', 'A', 'a']|sort }}{{ [3, 1, 2]|sort(reverse=true) }}"
+      "{{ [{'n': 2}, {'n': 1}]|sort(attribute='n') }}",
       "[1, 2, 3]['A', 'a', 'b'][3, 2, 1][{'n': 1}, {'n': 2}]" },
-    { "{{ [1, 2, 3]|reverse|list }}{{ 'abc'|reverse }}{{ [1, 2, 2, 'A', 'a']|unique|list }}{{ [1, 5, 3]|max }}{{ [4, 2, 8]|min }}{{ [1, 2]|sum }}{{ [1, 2.5]|sum }}",
+    { "{{ [1, 2, 3]|reverse|list }}{{ 'abc'|reverse }}{{ [1, 2, 2, 'A', 'a']|unique|list }}"
+      "{{ [1, 5, 3]|max }}{{ [4, 2, 8]|min }}{{ [1, 2]|sum }}{{ [1, 2.5]|sum }}",
       "[3, 2, 1]cba[1, 2, 'A']5233.5" },
-    { "{{ {'a': 1}|items|list }}{{ {'b': 1, 'a': 2}|dictsort }}{{ {'a': 1, 'b': 2}.keys()|list }}{{ {'a': 1}.values()|list }}",
+    { "{{ {'a': 1}|items|list }}{{ {'b': 1, 'a': 2}|dictsort }}{{ {'a': 1, 'b': 2}.keys()|list }}"
+      "{{ {'a': 1}.values()|list }}",
       "[('a', 1)][('a', 2), ('b', 1)]['a', 'b'][1]" },
-    { "{{ 'ab'|list }}{{ {'a': 1}|list }}{{ 'abc'|first }}{{ 'abc'|last }}{{ [7, 8]|first }}{{ [7, 8]|last }}{{ []|first }}",
+    { "{{ 'ab'|list }}{{ {'a': 1}|list }}{{ 'abc'|first }}{{ 'abc'|last }}{{ [7, 8]|first }}"
+      "{{ [7, 8]|last }}{{ []|first }}",
       "['a', 'b']['a']ac78" },
-    { "{{ 'x-x'|replace('x', 'y') }}{{ 1|replace('1', '2') }}{{ 'aaa'|replace('a', 'b', 2) }}{{ -3|abs }}{{ 2.5|round }}{{ 3.14159|round(2) }}{{ 2.7|round(method='floor') }}",
+    { "{{ 'x-x'|replace('x', 'y') }}{{ 1|replace('1', '2') }}{{ 'aaa'|replace('a', 'b', 2) }}{{ -3|abs }}"
+      "{{ 2.5|round }}{{ 3.14159|round(2) }}{{ 2.7|round(method='floor') }}",
       "y-y2bba32.03.142.0" },
-    { "{{ [1, none, 0, 2]|select|list }}{{ [1, 2, 3, 4]|select('odd')|list }}{{ [1, 2, 3]|reject('even')|list }}{{ [1, 2, 3]|select('gt', 1)|list }}",
+    { "{{ [1, none, 0, 2]|select|list }}{{ [1, 2, 3, 4]|select('odd')|list }}"
+      "{{ [1, 2, 3]|reject('even')|list }}{{ [1, 2, 3]|select('gt', 1)|list }}",
       "[1, 2][1, 3][1, 3][2, 3]" },
-    { "{{ messages|selectattr('role', 'equalto', 'user')|list }}{{ messages|rejectattr('role', 'equalto', 'user')|map(attribute='content')|first }}",
+    { "{{ messages|selectattr('role', 'equalto', 'user')|list }}"
+      "{{ messages|rejectattr('role', 'equalto', 'user')|map(attribute='content')|first }}",
       "[{'role': 'user', 'content': 'hi'}]yo" },
-    { "{{ [{'a': 1}, {'b': 2}]|selectattr('a')|list }}{{ [{'a': 1}, {'b': 2}]|rejectattr('a', 'defined')|list }}{{ messages|map(attribute='role')|join(',') }}{{ ['a', 'b']|map('upper')|list }}",
+    { "{{ [{'a': 1}, {'b': 2}]|selectattr('a')|list }}"
+      "{{ [{'a': 1}, {'b': 2}]|rejectattr('a', 'defined')|list }}"
+      "{{ messages|map(attribute='role')|join(',') }}{{ ['a', 'b']|map('upper')|list }}",
       "[{'a': 1}][{'b': 2}]user,assistant['A', 'B']" },
-    { "{{ {'a': 1, 'b': [1, 'x', 2.5, none, true]}|tojson }}|{{ '<é>\"\\\\'|tojson }}|{{ 'a\\u0001\\t\\n'|tojson }}|{{ x|default(none)|tojson }}",
+    { "{{ {'a': 1, 'b': [1, 'x', 2.5, none, true]}|tojson }}|{{ '<é>\"\\\\'|tojson }}"
+      "|{{ 'a\\u0001\\t\\n'|tojson }}|{{ x|default(none)|tojson }}",
       "{\"a\": 1, \"b\": [1, \"x\", 2.5, null, true]}|\"<é>\\\"\\\\\"|\"a\\u0001\\t\\n\"|null" },
     { "{{ {'a': 1, 'b': [1, {}], 'c': []}|tojson(indent=2) }}",
       "{\n  \"a\": 1,\n  \"b\": [\n    1,\n    {}\n  ],\n  \"c\": []\n}" },
-    { "{{ {'b': 1, 'a': 2}|tojson(sort_keys=true) }}{{ {'b': [1, 2]}|tojson(separators=(',', ':')) }}{{ 1.5|tojson }}{{ 1e16|tojson }}",
+    { "{{ {'b': 1, 'a': 2}|tojson(sort_keys=true) }}{{ {'b': [1, 2]}|tojson(separators=(',', ':')) }}"
+      "{{ 1.5|tojson }}{{ 1e16|tojson }}",
       "{\"a\": 2, \"b\": 1}{\"b\":[1,2]}1.51e+16" },
     { "{{ '<a href=\"x\">&\\'</a>'|e }}{{ 'x'|safe }}",
       "&lt;a href=&#34;x&#34;&gt;&amp;&#39;&lt;/a&gt;x" },
-    { "{{ '  a  '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ '  a  '.lstrip() }}|{{ '  a  '.rstrip() }}|{{ 'hello world'.title() }}|{{ \"they're\".title() }}|{{ 'aB'.upper() }}{{ 'aB'.lower() }}{{ 'aB'.capitalize() }}",
+    { "{{ '  a  '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ '  a  '.lstrip() }}|{{ '  a  '.rstrip() }}"
+      "|{{ 'hello world'.title() }}|{{ \"they're\".title() }}|{{ 'aB'.upper() }}{{ 'aB'.lower() }}"
+      "{{ 'aB'.capitalize() }}",
       "a|a|a  |  a|Hello World|They'Re|ABabAb" },
-    { "{{ ' a b '.split() }}{{ 'a,b,,c'.split(',') }}{{ 'a b c'.split(' ', 1) }}{{ '  a  b  '.split(None, 1) }}{{ ''.split(',') }}{{ 'a.b.c'.split('.')[-1] }}",
+    { "{{ ' a b '.split() }}{{ 'a,b,,c'.split(',') }}{{ 'a b c'.split(' ', 1) }}"
+      "{{ '  a  b  '.split(None, 1) }}{{ ''.split(',') }}{{ 'a.b.c'.split('.')[-1] }}",
       "['a', 'b']['a', 'b', '', 'c']['a', 'b c']['a', 'b  ']['']c" },
-    { "{{ 'abc'.startswith('ab') }}{{ 'abc'.startswith(('x', 'a')) }}{{ 'abc'.endswith('bc') }}{{ 'abc'.endswith('b') }}",
+    { "{{ 'abc'.startswith('ab') }}{{ 'abc'.startswith(('x', 'a')) }}{{ 'abc'.endswith('bc') }}"
+      "{{ 'abc'.endswith('b') }}",
       "TrueTrueTrueFalse" },
-    { "{{ 'abc'.replace('b', 'X') }}|{{ 'aaa'.replace('a', 'b', 2) }}|{{ 'ab'.replace('', '-') }}|{{ 'abc'.find('c') }}{{ 'abc'.find('z') }}{{ 'aaa'.count('a') }}|{{ ', '.join(['a', 'b']) }}",
+    { "{{ 'abc'.replace('b', 'X') }}|{{ 'aaa'.replace('a', 'b', 2) }}|{{ 'ab'.replace('', '-') }}"
+      "|{{ 'abc'.find('c') }}{{ 'abc'.find('z') }}{{ 'aaa'.count('a') }}|{{ ', '.join(['a', 'b']) }}",
       "aXc|bba|-a-b-|2-13|a, b" },
-    { "{{ {'x': 1}.get('x') }}{{ {'x': 1}.get('y', 'd') }}{{ {'x': 1}.get('y') }}{% for k, v in {'x': 1, 'y': 2}.items() %}{{ k }}={{ v }};{% endfor %}",
+    { "{{ {'x': 1}.get('x') }}{{ {'x': 1}.get('y', 'd') }}{{ {'x': 1}.get('y') }}"
+      "{% for k, v in {'x': 1, 'y': 2}.items() %}{{ k }}={{ v }};{% endfor %}",
       "1dNonex=1;y=2;" },
     { "{% if x %}a{% elif messages %}b{% else %}c{% endif %}{% if 0 %}d{% elif false %}e{% else %}f{% endif %}",
       "bf" },
-    { "{% for m in messages %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}{{ loop.revindex }}{{ loop.revindex0 }}{{ m.role }};{% endfor %}",
+    { "{% for m in messages %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}"
+      "{{ loop.length }}{{ loop.revindex }}{{ loop.revindex0 }}{{ m.role }};{% endfor %}",
       "10TrueFalse221user;21FalseTrue210assistant;" },
     { "{% for i in 'ab' %}{{ loop.previtem }}{{ loop.nextitem }}{{ loop.cycle('x', 'y') }}{% endfor %}{{ loop }}",
       "bxay" },
     { "{% for i in range(10) if i is odd %}{{ i }}{{ loop.length }}{% if loop.last %}L{% endif %}{% endfor %}",
       "1535557595L" },
-    { "{% for i in [] %}x{% else %}empty{% endfor %}{% for i in range(10) %}{% if i == 3 %}{% break %}{% endif %}{% if i == 1 %}{% continue %}{% endif %}{{ i }}{% endfor %}",
+    { "{% for i in [] %}x{% else %}empty{% endfor %}{% for i in range(10) %}{% if i == 3 %}{% break %}"
+      "{% endif %}{% if i == 1 %}{% continue %}{% endif %}{{ i }}{% endfor %}",
       "empty02" },
-    { "{% for a in [1, 2] %}{% for b in [3, 4] %}{{ loop.index }}{{ a }}{{ b }} {% endfor %}{{ loop.index }}|{% endfor %}",
+    { "{% for a in [1, 2] %}{% for b in [3, 4] %}{{ loop.index }}{{ a }}{{ b }} {% endfor %}"
+      "{{ loop.index }}|{% endfor %}",
       "113 214 1|123 224 2|" },
-    { "{{ range(5)|list }}{{ range(1, 10, 3)|list }}{{ range(5, 0, -2)|list }}{{ range(0)|list }}{{ range(3, 1)|list }}",
+    { "{{ range(5)|list }}{{ range(1, 10, 3)|list }}{{ range(5, 0, -2)|list }}{{ range(0)|list }}"
+      "{{ range(3, 1)|list }}",
       "[0, 1, 2, 3, 4][1, 4, 7][5, 3, 1][][]" },
     { "{% set x = 1 %}{% for i in [1, 2] %}{{ x }}{% set x = 9 %}{{ x }}{% endfor %}{{ x }}",
       "19191" },
     { "{% for i in [1, 2, 3] %}{% if i == 1 %}{% set y = 5 %}{% endif %}[{{ y }}]{% endfor %}",
       "[5][][]" },
-    { "{% set ns = namespace(a=1, b='x') %}{% for i in range(3) %}{% set ns.a = ns.a + i %}{% endfor %}{{ ns.a }}{{ ns.b }}{{ ns.c }}",
+    { "{% set ns = namespace(a=1, b='x') %}{% for i in range(3) %}{% set ns.a = ns.a + i %}{% endfor %}"
+      "{{ ns.a }}{{ ns.b }}{{ ns.c }}",
       "4x" },
-    { "{% set ns = namespace() %}{% set ns.items = [] %}{% for m in messages %}{% set ns.items = ns.items + [m.role] %}{% endfor %}{{ ns.items }}",
+    { "{% set ns = namespace() %}{% set ns.items = [] %}{% for m in messages %}"
+      "{% set ns.items = ns.items + [m.role] %}{% endfor %}{{ ns.items }}",
       "['user', 'assistant']" },
     { "{% set a, b = 1, 2 %}{{ a }}{{ b }}{% set c = 1, 2 %}{{ c }}{% set d %}inner {{ a }}{% endset %}[{{ d }}]",
       "12(1, 2)[inner 1]" },
@@ -453,11 +496,19 @@ static void test_tables(void)
     for (size_t i = 0; i < sizeof(k_ws_cases) / sizeof(k_ws_cases[0]); i++)
         expect_output(__LINE__, k_ws_cases[i].src, k_small_chat, 2, &v, k_ws_cases[i].want);
     /* beyond Hugging Face's environment: {% do %}, {% generation %}, NULL vars and content */
-    expect_output(__LINE__, "{% do messages|length %}{% generation %}gen{% endgeneration %}", k_small_chat, 2, &v, "gen");
+    expect_output(__LINE__, "{% do messages|length %}{% generation %}gen{% endgeneration %}", k_small_chat, 2, &v,
+                  "gen");
     {
         static const chat_message_t no_content[] = { { "assistant", NULL, NULL, NULL, "fn" } };
-        expect_output(__LINE__, "{{ messages[0].content is none }}{{ messages[0].name }}{{ bos_token }}|", no_content, 1,
-                      NULL, "Truefn|");
+        expect_output(__LINE__, "{{ messages[0].content is none }}{{ messages[0].name }}{{ bos_token }}|",
+                      no_content, 1, NULL, "Truefn|");
+    }
+    {
+        /* invalid UTF-8 passes through; stray continuation bytes stay with the character before them */
+        static const chat_message_t bad_utf8[] = { { "user", "\x80\x80" "ab\xc3\xa9", NULL, NULL, NULL } };
+        expect_output(__LINE__,
+                      "{{ messages[0].content|length }}|{{ messages[0].content|reverse }}|{{ messages[0].content[1:] }}",
+                      bad_utf8, 1, NULL, "4|\xc3\xa9" "ba\x80\x80|ab\xc3\xa9");
     }
 }
 
@@ -570,8 +621,10 @@ static void test_hostile(void)
                  "{% endfor %}{% endfor %}{% endfor %}",
                  CLLM_ERR_RANGE, NULL);
     expect_error(__LINE__, "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", CLLM_ERR_RANGE, NULL);
-    expect_error(__LINE__, "{% macro f(n) %}{{ f(n + 1) }}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", CLLM_ERR_RANGE, NULL);
+    expect_error(__LINE__, "{% macro f(n) %}{{ f(n + 1) }}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", CLLM_ERR_RANGE,
+                 NULL);
     expect_error(__LINE__, "{{ 'a' * 100000000000 }}", CLLM_ERR_RANGE, NULL);
+    expect_output(__LINE__, "{{ '' * 10 ** 15 }}{{ [] * 10 ** 15 }}", k_small_chat, 2, NULL, "[]");
     expect_error(__LINE__,
                  "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
                  CLLM_ERR_RANGE, NULL);

@@ -91,7 +91,7 @@ static status_t from_json(jinja_rt_t *rt, const json_t *j, int depth, jinja_valu
         json_t *val;
         if (!d) return jinja_fail_alloc(rt, 0);
         json_object_foreach((json_t *)j, key, val) {
-            jinja_value_t k, v;
+            jinja_value_t k = jv_undefined(), v = jv_undefined();
             if (!jv_str_copy(rt->arena, key, strlen(key), &k)) return jinja_fail_alloc(rt, 0);
             if ((st = from_json(rt, val, depth + 1, &v)) != CLLM_OK) return st;
             if (!jinja_dict_append(rt->arena, d, k.u.s, v)) return jinja_fail_alloc(rt, 0); /* keys are unique */
@@ -140,7 +140,7 @@ static status_t build_messages(jinja_rt_t *rt, const chat_message_t *msgs, size_
             !put(rt, d, "content", m->content ? jv_cstr(m->content) : jv_none()))
             return jinja_fail_alloc(rt, 0);
         if (m->tool_calls_json) {
-            jinja_value_t calls;
+            jinja_value_t calls = jv_undefined();
             if ((st = parse_json(rt, "tool_calls_json", m->tool_calls_json, true, &calls)) != CLLM_OK) return st;
             if (!put(rt, d, "tool_calls", calls)) return jinja_fail_alloc(rt, 0);
         }
@@ -156,7 +156,7 @@ static status_t build_globals(jinja_rt_t *rt, const chat_message_t *msgs, size_t
                               const chat_template_vars_t *vars, jinja_dict_t **out)
 {
     jinja_dict_t *g = jinja_dict_new(rt->arena, 16);
-    jinja_value_t v;
+    jinja_value_t v = jv_undefined();
     status_t st;
 
     if (!g) return jinja_fail_alloc(rt, 0);
@@ -170,7 +170,7 @@ static status_t build_globals(jinja_rt_t *rt, const chat_message_t *msgs, size_t
     if (vars->tools_json && (st = parse_json(rt, "tools_json", vars->tools_json, true, &v)) != CLLM_OK) return st;
     if (!put(rt, g, "tools", v)) return jinja_fail_alloc(rt, 0);
     if (vars->extra_json) {
-        const jinja_dict_t *extra;
+        const jinja_dict_t *extra = NULL;
         if ((st = parse_json(rt, "extra_json", vars->extra_json, false, &v)) != CLLM_OK) return st;
         extra = v.u.dict;
         if (extra->n > MAX_EXTRA_VARS)

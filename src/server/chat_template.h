@@ -18,7 +18,9 @@
  *
  * Invariants: a chat_template_t is immutable after create, so any number of threads may render
  * it at once; each render uses its own arena and frees it before returning; rendering is
- * bounded in memory, time and recursion (jinja_value.h limits) whatever the template says. */
+ * bounded in memory, time and recursion (jinja_value.h limits) whatever the template says.
+ * The deepest template the limits admit needs about 256 KiB of stack (384 KiB unoptimised):
+ * render on threads with the default 8 MiB stack or at least 512 KiB. */
 #ifndef CLLM_SERVER_CHAT_TEMPLATE_H
 #define CLLM_SERVER_CHAT_TEMPLATE_H
 

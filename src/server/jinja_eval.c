@@ -173,7 +173,7 @@ static status_t slice(eval_t *ev, const jinja_node_t *n, jinja_value_t obj, jinj
         return CLLM_OK;
     }
     {
-        const jinja_list_t *chars;
+        const jinja_list_t *chars = NULL;
         jinja_buf_t b;
         if ((st = jinja_iterate(ev->rt, n->line, obj, &chars)) != CLLM_OK) return st;
         jinja_buf_init(&b);
@@ -282,10 +282,10 @@ static status_t num_op(int line, int op, jinja_value_t a, jinja_value_t b, jinja
 static status_t repeat(eval_t *ev, int line, jinja_value_t seq, int64_t times, jinja_value_t *out)
 {
     size_t unit = seq.type == JV_STRING ? seq.u.s.n : seq.u.list->n;
-    size_t k = times > 0 ? (size_t)times : 0;
+    size_t k = times > 0 && unit > 0 ? (size_t)times : 0; /* '' * 10**9 is '' at once */
     status_t st;
 
-    if (unit && k > JINJA_MAX_OUTPUT / unit)
+    if (unit && k > JINJA_MAX_OUTPUT / (unit * (seq.type == JV_STRING ? 1 : sizeof(jinja_value_t))))
         return jinja_fail(line, CLLM_ERR_RANGE, "repetition result larger than %u MiB", JINJA_MAX_OUTPUT >> 20);
     if ((st = jinja_rt_charge(ev->rt, line, unit * k / 16)) != CLLM_OK) return st;
     if (seq.type == JV_STRING) {
@@ -296,7 +296,7 @@ static status_t repeat(eval_t *ev, int line, jinja_value_t seq, int64_t times, j
     } else {
         jinja_list_t *l = jinja_list_new(ev->rt->arena, unit * k);
         if (!l) return jinja_fail_alloc(ev->rt, line);
-        for (size_t i = 0; i < k && unit; i++)
+        for (size_t i = 0; i < k; i++)
             memcpy(l->items + i * unit, seq.u.list->items, unit * sizeof(jinja_value_t));
         l->n = unit * k;
         *out = jv_list(l);
@@ -307,7 +307,7 @@ static status_t repeat(eval_t *ev, int line, jinja_value_t seq, int64_t times, j
 static status_t arith(eval_t *ev, int line, int op, jinja_value_t a, jinja_value_t b, jinja_value_t *out)
 {
     if (op == JOP_ADD && a.type == JV_STRING && b.type == JV_STRING) {
-        char *p;
+        char *p = NULL;
         if (a.u.s.n + b.u.s.n > JINJA_MAX_OUTPUT)
             return jinja_fail(line, CLLM_ERR_RANGE, "string longer than %u MiB", JINJA_MAX_OUTPUT >> 20);
         if (!(p = jinja_arena_alloc(ev->rt->arena, a.u.s.n + b.u.s.n + 1))) return jinja_fail_alloc(ev->rt, line);
@@ -342,10 +342,10 @@ static status_t arith(eval_t *ev, int line, int op, jinja_value_t a, jinja_value
 
 static status_t binary(eval_t *ev, const jinja_node_t *n, jinja_value_t *out)
 {
-    jinja_value_t a, b;
+    jinja_value_t a = jv_undefined(), b = jv_undefined();
     status_t st;
     int c;
-    bool r;
+    bool r = false;
 
     if ((st = eval(ev, n->a, &a)) != CLLM_OK) return st;
     if (n->op == JOP_AND || n->op == JOP_OR) { /* short-circuit, returning an operand as Python */
@@ -391,7 +391,7 @@ static status_t binary(eval_t *ev, const jinja_node_t *n, jinja_value_t *out)
 
 static status_t unary(eval_t *ev, const jinja_node_t *n, jinja_value_t *out)
 {
-    jinja_value_t a;
+    jinja_value_t a = jv_undefined();
     status_t st = eval(ev, n->a, &a);
 
     if (st != CLLM_OK) return st;
@@ -500,8 +500,8 @@ static status_t call_macro(eval_t *ev, int line, const jinja_node_t *m, const ji
 static status_t call(eval_t *ev, const jinja_node_t *n, jinja_value_t *out)
 {
     const jinja_node_t *callee = n->a;
-    jinja_value_t stack[ARGS_ON_STACK], fn, obj;
-    jinja_args_t args;
+    jinja_value_t stack[ARGS_ON_STACK], fn = jv_undefined(), obj = jv_undefined();
+    jinja_args_t args = { 0 };
     status_t st;
 
     if (callee->kind == JE_GETATTR) { /* obj.method(...) */
@@ -538,7 +538,7 @@ static status_t undefined_access(const jinja_node_t *n)
 static status_t eval_inner(eval_t *ev, const jinja_node_t *n, jinja_value_t *out)
 {
     jinja_value_t a, b, stack[ARGS_ON_STACK];
-    jinja_args_t args;
+    jinja_args_t args = { 0 };
     status_t st;
 
     switch (n->kind) {
@@ -589,7 +589,7 @@ static status_t eval_inner(eval_t *ev, const jinja_node_t *n, jinja_value_t *out
         if ((st = eval(ev, n->a, &a)) != CLLM_OK || (st = eval_args(ev, n, stack, &args)) != CLLM_OK) return st;
         return jinja_filter_apply(ev->rt, n->line, n->name, a, &args, out);
     case JE_TEST: {
-        bool r;
+        bool r = false;
         if ((st = eval(ev, n->a, &a)) != CLLM_OK || (st = eval_args(ev, n, stack, &args)) != CLLM_OK) return st;
         if ((st = jinja_test_apply(ev->rt, n->line, n->name, a, &args, &r)) != CLLM_OK) return st;
         *out = jv_bool(n->op ? !r : r);
@@ -624,7 +624,7 @@ static status_t eval(eval_t *ev, const jinja_node_t *n, jinja_value_t *out)
 
 static status_t bind_targets(eval_t *ev, frame_t *f, const jinja_node_t *n, jinja_value_t v)
 {
-    const jinja_list_t *parts;
+    const jinja_list_t *parts = NULL;
     status_t st;
 
     if (n->n_names == 1) return frame_set(ev, f, n->names[0], v, n->line);
@@ -639,9 +639,9 @@ static status_t bind_targets(eval_t *ev, frame_t *f, const jinja_node_t *n, jinj
 
 static status_t exec_for(eval_t *ev, const jinja_node_t *n)
 {
-    jinja_value_t iter, keep;
-    const jinja_list_t *items;
-    jinja_loop_t *loop;
+    jinja_value_t iter = jv_undefined(), keep = jv_undefined();
+    const jinja_list_t *items = NULL;
+    jinja_loop_t *loop = NULL;
     frame_t *f, *saved = ev->scope;
     jinja_value_t loop_v = jv_undefined();
     static const jinja_str_t loop_name = { "loop", 4 };
@@ -694,7 +694,7 @@ static status_t exec_for(eval_t *ev, const jinja_node_t *n)
 
 static status_t exec_set(eval_t *ev, const jinja_node_t *n)
 {
-    jinja_value_t v, ns;
+    jinja_value_t v = jv_undefined(), ns;
     status_t st;
 
     if (n->kind == JN_SET_BLOCK) {
@@ -716,7 +716,7 @@ static status_t exec_set(eval_t *ev, const jinja_node_t *n)
 
 static status_t exec_inner(eval_t *ev, const jinja_node_t *n)
 {
-    jinja_value_t v;
+    jinja_value_t v = jv_undefined();
     status_t st;
 
     switch (n->kind) {
@@ -780,7 +780,7 @@ status_t jinja_eval_render(const jinja_node_t *root, jinja_rt_t *rt, const jinja
                   { "strftime_now", JINJA_FUNC_STRFTIME_NOW },
                   { "dict", JINJA_FUNC_DICT } };
     eval_t ev;
-    frame_t *builtins;
+    frame_t *builtins = NULL;
     jinja_buf_t buf;
     status_t st;
 

@@ -21,7 +21,7 @@ typedef status_t (*test_fn)(jinja_rt_t *rt, int line, jinja_value_t v, const jin
 
 static status_t soft_str(jinja_rt_t *rt, int line, jinja_value_t v, jinja_str_t *out)
 {
-    jinja_value_t s;
+    jinja_value_t s = jv_undefined();
     status_t st = jinja_to_string(rt, v, line, &s);
     if (st == CLLM_OK) *out = s.u.s;
     return st;
@@ -236,7 +236,7 @@ static status_t f_safe(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_ar
 
 static status_t f_first_last(jinja_rt_t *rt, int line, jinja_value_t v, bool last, jinja_value_t *out)
 {
-    const jinja_list_t *l;
+    const jinja_list_t *l = NULL;
     status_t st = jinja_iterate(rt, line, v, &l);
     if (st != CLLM_OK) return st;
     *out = l->n ? l->items[last ? l->n - 1 : 0] : jv_undefined();
@@ -341,7 +341,7 @@ static status_t make_items(jinja_rt_t *rt, int line, const jinja_dict_t *d, jinj
 
 static status_t f_items(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, jinja_value_t *out)
 {
-    jinja_list_t *l;
+    jinja_list_t *l = NULL;
     status_t st;
     (void)a;
     if (v.type == JV_UNDEFINED) {
@@ -357,7 +357,7 @@ static status_t f_items(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_a
 
 static status_t f_dictsort(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, jinja_value_t *out)
 {
-    jinja_list_t *l;
+    jinja_list_t *l = NULL;
     jinja_value_t by = jinja_arg(a, 1, "by");
     sort_opts_t o = { arg_true(a, 0, "case_sensitive"), arg_true(a, 2, "reverse"), { NULL, 0 }, 0, line };
     status_t st;
@@ -371,7 +371,7 @@ static status_t f_dictsort(jinja_rt_t *rt, int line, jinja_value_t v, const jinj
 
 static status_t f_join(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, jinja_value_t *out)
 {
-    const jinja_list_t *items;
+    const jinja_list_t *items = NULL;
     jinja_value_t sep = jinja_arg(a, 0, "d"), attr = jinja_arg(a, 1, "attribute");
     jinja_str_t sep_s = { "", 0 };
     status_t st;
@@ -391,8 +391,8 @@ static status_t f_join(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_ar
 
 static status_t f_list(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, jinja_value_t *out)
 {
-    const jinja_list_t *items;
-    jinja_list_t *l;
+    const jinja_list_t *items = NULL;
+    jinja_list_t *l = NULL;
     status_t st;
     (void)a;
     if ((st = jinja_iterate(rt, line, v, &items)) != CLLM_OK) return st;
@@ -421,7 +421,7 @@ static status_t f_replace(jinja_rt_t *rt, int line, jinja_value_t v, const jinja
 
 static status_t f_reverse(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, jinja_value_t *out)
 {
-    const jinja_list_t *items;
+    const jinja_list_t *items = NULL;
     status_t st;
     (void)a;
     if ((st = jinja_iterate(rt, line, v, &items)) != CLLM_OK) return st;
@@ -511,7 +511,7 @@ static status_t f_tojson(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_
 
 static status_t f_sort(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, jinja_value_t *out)
 {
-    const jinja_list_t *items;
+    const jinja_list_t *items = NULL;
     jinja_value_t attr = jinja_arg(a, 2, "attribute");
     sort_opts_t o = { arg_true(a, 1, "case_sensitive"), arg_true(a, 0, "reverse"), { NULL, 0 }, -1, line };
     status_t st;
@@ -523,8 +523,8 @@ static status_t f_sort(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_ar
 
 static status_t f_unique(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, jinja_value_t *out)
 {
-    const jinja_list_t *items;
-    jinja_list_t *l;
+    const jinja_list_t *items = NULL;
+    jinja_list_t *l = NULL;
     bool cs = arg_true(a, 0, "case_sensitive");
     status_t st;
 
@@ -551,7 +551,7 @@ static status_t f_unique(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_
 static status_t min_max(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, bool want_max,
                         jinja_value_t *out)
 {
-    const jinja_list_t *items;
+    const jinja_list_t *items = NULL;
     bool cs = arg_true(a, 0, "case_sensitive");
     status_t st;
 
@@ -577,7 +577,7 @@ static status_t f_min(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_arg
 
 static status_t f_sum(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, jinja_value_t *out)
 {
-    const jinja_list_t *items;
+    const jinja_list_t *items = NULL;
     jinja_value_t attr = jinja_arg(a, 0, "attribute"), acc = jinja_arg(a, 1, "start");
     jinja_str_t path = { NULL, 0 };
     status_t st;
@@ -605,8 +605,8 @@ static status_t f_sum(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_arg
 static status_t select_common(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, bool attr, bool keep,
                               jinja_value_t *out)
 {
-    const jinja_list_t *items;
-    jinja_list_t *l;
+    const jinja_list_t *items = NULL;
+    jinja_list_t *l = NULL;
     jinja_str_t path = { NULL, 0 };
     size_t first = attr ? 1 : 0; /* index of the test name */
     jinja_value_t test = first < a->n_pos ? a->pos[first] : jv_undefined();
@@ -624,7 +624,7 @@ static status_t select_common(jinja_rt_t *rt, int line, jinja_value_t v, const j
     if (!(l = jinja_list_new(rt->arena, items->n))) return jinja_fail_alloc(rt, line);
     for (size_t i = 0; i < items->n; i++) {
         jinja_value_t x = attr ? attr_path(items->items[i], path) : items->items[i];
-        bool r;
+        bool r = false;
         if (test.type == JV_UNDEFINED) r = jinja_truthy(x);
         else if ((st = jinja_test_apply(rt, line, test.u.s, x, &targs, &r)) != CLLM_OK) return st;
         if (r == keep) l->items[l->n++] = items->items[i];
@@ -655,8 +655,8 @@ static status_t f_rejectattr(jinja_rt_t *rt, int line, jinja_value_t v, const ji
 
 static status_t f_map(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_args_t *a, jinja_value_t *out)
 {
-    const jinja_list_t *items;
-    jinja_list_t *l;
+    const jinja_list_t *items = NULL;
+    jinja_list_t *l = NULL;
     jinja_value_t attr = jinja_arg(a, SIZE_MAX, "attribute"), def = jinja_arg(a, SIZE_MAX, "default");
     jinja_value_t fname = jinja_arg(a, 0, NULL);
     jinja_args_t fargs = { NULL, 0, NULL, NULL, 0 };
@@ -674,7 +674,7 @@ static status_t f_map(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_arg
     }
     if (!(l = jinja_list_new(rt->arena, items->n))) return jinja_fail_alloc(rt, line);
     for (size_t i = 0; i < items->n; i++) {
-        jinja_value_t x;
+        jinja_value_t x = jv_undefined();
         if (attr.type != JV_UNDEFINED) {
             x = attr_path(items->items[i], path);
             if (x.type == JV_UNDEFINED && def.type != JV_UNDEFINED) x = def;
@@ -790,7 +790,7 @@ status_t jinja_test_apply(jinja_rt_t *rt, int line, jinja_str_t name, jinja_valu
 {
     jinja_type_t t = v.type;
     jinja_value_t arg = jinja_arg(a, 0, NULL);
-    bool z;
+    bool z = false;
     status_t st;
 
     if ((st = jinja_rt_charge(rt, line, 1 + jinja_value_cost(v) + jinja_value_cost(arg))) != CLLM_OK) return st;

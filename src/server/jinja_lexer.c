@@ -53,7 +53,8 @@ static jinja_token_t *push(lexer_t *lx, jinja_token_type_t type, size_t pos)
 
 static status_t nomem(void)
 {
-    return cllm_error(CLLM_ERR_NOMEM, "chat_template: out of memory");
+    (void)cllm_error(CLLM_ERR_NOMEM, "chat_template: out of memory");
+    return CLLM_ERR_NOMEM;
 }
 
 static bool is_space(char c)
@@ -456,7 +457,7 @@ status_t jinja_lex(const char *src, size_t len, jinja_arena_t *arena, jinja_toke
         if ((st = lex_tag(&lx, pos, t, &pos)) != CLLM_OK) break;
     }
     if (st == CLLM_OK && !push(&lx, JT_EOF, lx.n)) st = nomem();
-    if (st == CLLM_OK) {
+    if (st == CLLM_OK && lx.toks) {
         jinja_token_t *out = jinja_arena_alloc(arena, lx.n_toks * sizeof(*out));
         if (!out) st = nomem();
         else {

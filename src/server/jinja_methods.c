@@ -58,7 +58,7 @@ static status_t new_str(jinja_rt_t *rt, int line, size_t n, char **p)
 
 status_t jinja_str_case(jinja_rt_t *rt, int line, jinja_str_t s, jinja_case_t mode, jinja_value_t *out)
 {
-    char *o;
+    char *o = NULL;
     bool prev_cased = false;
     status_t st = new_str(rt, line, s.n, &o);
 
@@ -264,7 +264,7 @@ static status_t string_method(jinja_rt_t *rt, int line, jinja_str_t s, jinja_str
     if (jinja_str_eq(name, "title")) return jinja_str_case(rt, line, s, JINJA_CASE_TITLE_PY, out);
     if (jinja_str_eq(name, "capitalize")) return jinja_str_case(rt, line, s, JINJA_CASE_CAPITALIZE, out);
     if (jinja_str_eq(name, "startswith") || jinja_str_eq(name, "endswith")) {
-        bool r;
+        bool r = false;
         if ((st = affix_test(s, a0, jinja_str_eq(name, "endswith"), line, &r)) != CLLM_OK) return st;
         *out = jv_bool(r);
         return CLLM_OK;
@@ -305,7 +305,7 @@ static status_t string_method(jinja_rt_t *rt, int line, jinja_str_t s, jinja_str
         return CLLM_OK;
     }
     if (jinja_str_eq(name, "join")) {
-        const jinja_list_t *items;
+        const jinja_list_t *items = NULL;
         if ((st = jinja_iterate(rt, line, a0, &items)) != CLLM_OK) return st;
         return jinja_join(rt, line, items, s, out);
     }
@@ -325,7 +325,7 @@ static status_t string_method(jinja_rt_t *rt, int line, jinja_str_t s, jinja_str
 static status_t dict_method(jinja_rt_t *rt, int line, const jinja_dict_t *d, jinja_str_t name, const jinja_args_t *args,
                             jinja_value_t *out)
 {
-    jinja_list_t *l;
+    jinja_list_t *l = NULL;
 
     if (jinja_str_eq(name, "get")) {
         jinja_value_t k = jinja_arg(args, 0, NULL);
@@ -386,7 +386,7 @@ static status_t func_range(jinja_rt_t *rt, int line, const jinja_args_t *args, j
 {
     int64_t start = 0, stop = 0, step = 1, n = 0;
     uint64_t un;
-    jinja_list_t *l;
+    jinja_list_t *l = NULL;
     status_t st;
 
     if (args->n_pos == 0 || args->n_pos > 3)
@@ -459,7 +459,7 @@ status_t jinja_func_call(jinja_rt_t *rt, int line, jinja_func_t f, const jinja_a
         jinja_dict_t *d = jinja_dict_new(rt->arena, args->n_kw);
         if (!d) return jinja_fail_alloc(rt, line);
         for (size_t i = 0; i < args->n_pos; i++) { /* namespace({'a': 1}) / dict({'a': 1}) */
-            const jinja_dict_t *src;
+            const jinja_dict_t *src = NULL;
             if (args->pos[i].type != JV_DICT)
                 return jinja_fail(line, CLLM_ERR_INVALID_ARG, "namespace()/dict() takes a dict, not a %s",
                                   jinja_type_name(args->pos[i]));

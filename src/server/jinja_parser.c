@@ -98,7 +98,8 @@ static status_t expect_type(parser_t *p, jinja_token_type_t type, const char *wh
 
 static status_t nomem(void)
 {
-    return cllm_error(CLLM_ERR_NOMEM, "chat_template: out of memory while parsing");
+    (void)cllm_error(CLLM_ERR_NOMEM, "chat_template: out of memory while parsing");
+    return CLLM_ERR_NOMEM;
 }
 
 static jinja_node_t *new_node(parser_t *p, jinja_node_kind_t kind, int line)
@@ -372,7 +373,7 @@ static status_t parse_primary(parser_t *p, const jinja_node_t **out)
         advance(p);
     } else if (t->type == JT_STRING) {
         jinja_buf_t b; /* adjacent literals concatenate: "a" "b" */
-        jinja_value_t v;
+        jinja_value_t v = jv_undefined();
         if (!(n = new_node(p, JE_LITERAL, t->line))) return nomem();
         if (peek(p, 1)->type != JT_STRING) {
             n->lit = jv_str(t->s.p, t->s.n);

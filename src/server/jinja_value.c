@@ -7,6 +7,7 @@
 #include "server/jinja_value.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +88,7 @@ bool jinja_arena_over_cap(const jinja_arena_t *a)
 
 /* ---- errors and budgets ---- */
 
-status_t jinja_fail(int line, status_t st, const char *fmt, ...)
+void jinja_set_error(status_t st, int line, const char *fmt, ...)
 {
     char msg[768];
     va_list ap;
@@ -98,14 +99,7 @@ status_t jinja_fail(int line, status_t st, const char *fmt, ...)
     /* one line: control characters (from raise_exception texts) become spaces */
     for (char *p = msg; *p; p++)
         if ((unsigned char)*p < 0x20) *p = ' ';
-    return cllm_error(st, "chat_template: line %d: %s", line, msg);
-}
-
-status_t jinja_fail_alloc(const jinja_rt_t *rt, int line)
-{
-    if (rt && rt->arena && jinja_arena_over_cap(rt->arena))
-        return jinja_fail(line, CLLM_ERR_RANGE, "template uses more than %u MiB of memory", JINJA_MAX_ARENA >> 20);
-    return jinja_fail(line, CLLM_ERR_NOMEM, "out of memory");
+    (void)cllm_error(st, "chat_template: line %d: %s", line, msg);
 }
 
 status_t jinja_rt_charge(jinja_rt_t *rt, int line, uint64_t n)
@@ -149,7 +143,7 @@ void jinja_buf_put(jinja_buf_t *b, const char *p, size_t n)
     }
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        char *q;
+        char *q = NULL;
         while (cap < b->n + n + 1) cap *= 2;
         q = realloc(b->p, cap);
         if (!q) {
@@ -435,11 +429,18 @@ bool jinja_str_eq(jinja_str_t s, const char *lit)
     return s.n == n && memcmp(s.p, lit, n) == 0;
 }
 
+/* A character starts at byte 0 and at every byte that is not a UTF-8 continuation byte, so
+ * stray continuation bytes (invalid UTF-8) stay attached to the character before them. */
+static bool char_start(const char *p, size_t i)
+{
+    return i == 0 || ((unsigned char)p[i] & 0xC0) != 0x80;
+}
+
 size_t jinja_utf8_len(const char *p, size_t n)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (((unsigned char)p[i] & 0xC0) != 0x80) k++;
+        if (char_start(p, i)) k++;
     return k;
 }
 
@@ -447,7 +448,7 @@ size_t jinja_utf8_offset(const char *p, size_t n, size_t k)
 {
     size_t i = 0;
     while (i < n) {
-        if (((unsigned char)p[i] & 0xC0) != 0x80) {
+        if (char_start(p, i)) {
             if (k == 0) return i;
             k--;
         }
@@ -564,7 +565,7 @@ void jinja_write_float(jinja_buf_t *b, double f)
 {
     char tmp[40], digits[24];
     int prec, exp10, nd = 0;
-    char *e;
+    char *e = NULL;
 
     if (isnan(f)) {
         jinja_buf_puts(b, "nan");
@@ -808,7 +809,7 @@ status_t jinja_write_json(jinja_buf_t *b, jinja_value_t v, int indent, bool sort
 status_t jinja_iterate(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_list_t **out)
 {
     static const jinja_list_t empty = { 0, 0, false, NULL };
-    jinja_list_t *l;
+    jinja_list_t *l = NULL;
 
     switch (v.type) {
     case JV_UNDEFINED: *out = &empty; return CLLM_OK;
@@ -816,7 +817,7 @@ status_t jinja_iterate(jinja_rt_t *rt, int line, jinja_value_t v, const jinja_li
     case JV_STRING: {
         size_t n = jinja_utf8_len(v.u.s.p, v.u.s.n), i = 0;
         if (!(l = jinja_list_new(rt->arena, n))) return jinja_fail_alloc(rt, line);
-        while (i < v.u.s.n) { /* each character points into the string */
+        while (i < v.u.s.n && l->n < n) { /* each character points into the string */
             size_t j = i + 1;
             while (j < v.u.s.n && ((unsigned char)v.u.s.p[j] & 0xC0) == 0x80) j++;
             l->items[l->n++] = jv_str(v.u.s.p + i, j - i);

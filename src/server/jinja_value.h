@@ -14,7 +14,6 @@
 #ifndef CLLM_SERVER_JINJA_VALUE_H
 #define CLLM_SERVER_JINJA_VALUE_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,9 +21,9 @@
 #include "cllm/status.h"
 
 /* Limits that keep hostile templates bounded (sizes in bytes). */
-#define JINJA_MAX_SOURCE (4u << 20)      /* template source */
+#define JINJA_MAX_SOURCE (1u << 20)      /* template source (real ones are < 64 KiB) */
 #define JINJA_MAX_OUTPUT (16u << 20)     /* any one string or rendered output */
-#define JINJA_MAX_ARENA (256u << 20)     /* all values of one render */
+#define JINJA_MAX_ARENA (128u << 20)     /* all values of one render, or one parsed template */
 #define JINJA_MAX_PARSE_DEPTH 100        /* nested blocks / parenthesised expressions */
 #define JINJA_MAX_EVAL_DEPTH 400         /* nested evaluation frames (expressions, blocks, calls) */
 #define JINJA_MAX_CALL_DEPTH 40          /* nested macro calls */
@@ -119,10 +118,17 @@ typedef struct {
     int call_depth;       /* current macro-call depth */
 } jinja_rt_t;
 
-/* Sets "chat_template: line N: <message>" as this thread's error and returns st. */
-status_t jinja_fail(int line, status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The error for a refused arena allocation (limit reached or out of memory). */
-status_t jinja_fail_alloc(const jinja_rt_t *rt, int line);
+/* Sets "chat_template: line N: <message>" as this thread's error. */
+void jinja_set_error(status_t st, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sets the error and evaluates to st (a macro, so that callers and analysers see the status). */
+#define jinja_fail(line, st, ...) (jinja_set_error((st), (line), __VA_ARGS__), (st))
+/* The error for a refused arena allocation: the limit reached, or out of memory. */
+static inline status_t jinja_fail_alloc(const jinja_rt_t *rt, int line)
+{
+    if (rt && rt->arena && jinja_arena_over_cap(rt->arena))
+        return jinja_fail(line, CLLM_ERR_RANGE, "template uses more than %u MiB of memory", JINJA_MAX_ARENA >> 20);
+    return jinja_fail(line, CLLM_ERR_NOMEM, "out of memory");
+}
 /* Adds n steps of work; fails with CLLM_ERR_RANGE once the budget is spent. */
 status_t jinja_rt_charge(jinja_rt_t *rt, int line, uint64_t n);
 /* Steps that scanning v once costs: long strings and big dicts and lists are not free, so a
@@ -195,9 +201,10 @@ bool jinja_truthy(jinja_value_t v);
 bool jinja_is_number(jinja_value_t v); /* int, float or bool */
 double jinja_as_double(jinja_value_t v);
 bool jinja_str_eq(jinja_str_t s, const char *lit);
-/* Number of code points of a UTF-8 string. */
+/* Number of characters (code points) of a UTF-8 string; invalid stray continuation bytes count
+ * with the character before them (or as one character at the start). */
 size_t jinja_utf8_len(const char *p, size_t n);
-/* Byte offset of code point k (k <= length). */
+/* Byte offset of character k (k <= length: the length gives n). */
 size_t jinja_utf8_offset(const char *p, size_t n, size_t k);
 /* Python-style equality (1 == 1.0 == true; deep for lists and dicts). Bounded depth. */
 bool jinja_equal(jinja_value_t a, jinja_value_t b);
