@@ -16,8 +16,9 @@
  *                            in double) and between levels
  * (observed errors are 10-30x below these on random data)
  * Bitwise: matmul row i alone == row i inside batches of other sizes with other neighbours ==
- * with 1, 2 or 3 threads == columns computed in arbitrary ranges; attention repeated, split by heads, other block size, scrambled
- * block table (unused pool slots hold NaN) == same bits. */
+ * with 1, 2 or 3 threads == columns computed in arbitrary ranges; attention repeated, split by
+ * heads, other block size, scrambled block table (unused pool slots hold NaN) == same bits.
+ * Levels the CPU lacks are skipped (and said so). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

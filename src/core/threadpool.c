@@ -4,8 +4,9 @@
  * Protocol: threadpool_run() publishes the job, then bumps `generation` (seq_cst). A worker that
  * has finished generation g spins (with pause, yielding now and then) until it sees g + 1, and
  * after SPIN_NS goes to sleep on the condition variable; when the pool has more threads than
- * there are online CPUs nobody spins (a spinner would hold the core a worker needs). Each worker adds 1 to `n_done` (release) when its share is
- * done; the caller, having run share 0 itself, waits (acquire) until n_done == n_threads - 1.
+ * there are online CPUs nobody spins (a spinner would hold the core a worker needs). Each
+ * worker adds 1 to `n_done` (release) when its share is done; the caller, having run share 0
+ * itself, waits (acquire) until n_done == n_threads - 1, spinning, then yielding.
  * Invariants:
  *   - fn and ctx are written only while no worker is running a job (before the generation bump
  *     and after the caller has seen every worker's n_done increment), so they need no atomics.

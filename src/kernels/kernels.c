@@ -7,7 +7,10 @@
  * the split of kern_matmul over the pool: contiguous ranges of output columns, never k.
  * Invariants: a call reads the level once and uses that level's table throughout, so a
  * concurrent kern_set_level cannot mix levels inside one product; the per-element math never
- * depends on the thread count, the column range or m (see kernels_impl.h). */
+ * depends on the thread count, the column range or m (see kernels_impl.h).
+ * A further level (AMX) is one more enum value in kernels.h, one more table here whose entries
+ * default to the AVX-512 ones, and its detection: CPUID leaf 7 EDX (AMX-TILE, -INT8, -BF16),
+ * XCR0 bits 17-18, and arch_prctl(ARCH_REQ_XCOMP_PERM) granted before the first tile use. */
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -110,10 +113,16 @@ static kern_level_t detect_level(void)
 #endif
 }
 
+/* A thread's buffer for quantized x, kept between calls (freed when the thread exits). */
+typedef struct {
+    void *buf;  /* 64-byte aligned */
+    size_t cap; /* bytes */
+} kern_scratch_t;
+
 static void scratch_release(void *p)
 {
-    void **s = p; /* { buffer, capacity as a pointer-sized integer } */
-    free(s[0]);
+    kern_scratch_t *s = p;
+    free(s->buf);
     free(s);
 }
 
@@ -192,26 +201,26 @@ const kern_vtable_t *kern_vtable_for_level(int level)
 /* The calling thread's scratch buffer of at least `bytes` (64-byte aligned), or NULL. */
 static void *scratch_get(size_t bytes)
 {
-    void **s;
+    kern_scratch_t *s;
     if (!kern_scratch_key_ok) return NULL;
     s = pthread_getspecific(kern_scratch_key);
     if (!s) {
-        s = calloc(2, sizeof(void *));
+        s = calloc(1, sizeof(*s));
         if (!s) return NULL;
         if (pthread_setspecific(kern_scratch_key, s) != 0) {
             free(s);
             return NULL;
         }
     }
-    if ((size_t)(uintptr_t)s[1] < bytes) {
+    if (s->cap < bytes) {
         size_t cap = (bytes + 4095) / 4096 * 4096;
-        free(s[0]);
-        s[1] = NULL;
-        s[0] = aligned_alloc(64, cap);
-        if (!s[0]) return NULL;
-        s[1] = (void *)(uintptr_t)cap;
+        free(s->buf);
+        s->cap = 0;
+        s->buf = aligned_alloc(64, cap);
+        if (!s->buf) return NULL;
+        s->cap = cap;
     }
-    return s[0];
+    return s->buf;
 }
 
 static void fill_nan(float *y, size_t n)
@@ -361,8 +370,9 @@ void kern_add(float *out, const float *a, const float *b, int n)
 void kern_rope(float *x, int n_heads, int head_dim, int pos, const float *inv_freq, int neox)
 {
     if (n_heads <= 0) return;
-    if (head_dim <= 0 || head_dim % 2 != 0) {
-        log_error("kern_rope: head_dim %d must be even and positive", head_dim);
+    if (!x || !inv_freq || head_dim <= 0 || head_dim % 2 != 0) {
+        log_error("kern_rope: bad arguments (x %p inv_freq %p head_dim %d: must be even and positive)", (void *)x,
+                  (const void *)inv_freq, head_dim);
         fill_nan(x, head_dim > 0 ? (size_t)n_heads * head_dim : 0);
         return;
     }
@@ -374,8 +384,8 @@ void kern_attention(float *out, const float *q, const void *k_pool, const void *
                     int head_dim, int h0, int h1, float scale)
 {
     if (h0 >= h1) return;
-    if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv != 0 || h0 < 0 || h1 > n_head || head_dim <= 0 ||
-        block_size <= 0 || n_ctx < 0 || (n_ctx > 0 && (!k_pool || !v_pool || !block_table)) ||
+    if (!out || !q || n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv != 0 || h0 < 0 || h1 > n_head ||
+        head_dim <= 0 || block_size <= 0 || n_ctx < 0 || (n_ctx > 0 && (!k_pool || !v_pool || !block_table)) ||
         (kv_type != DTYPE_F32 && kv_type != DTYPE_F16 && kv_type != DTYPE_BF16)) {
         log_error("kern_attention: bad arguments (kv %s n_ctx %d block %d heads %d/%d dim %d range [%d, %d))",
                   dtype_name(kv_type), n_ctx, block_size, n_head, n_head_kv, head_dim, h0, h1);

@@ -13,21 +13,8 @@
 
 #include <string.h>
 
+#include "kernels/x86/matmul_tile.h"
 #include "kernels/x86/simd_avx2.h"
-
-/* Fully unrolls the loops over the rows and columns of a tile, so that the accumulators live
- * in registers (gcc -O2 does not unroll them by itself). */
-#if defined(__clang__)
-#define KERN_UNROLL _Pragma("unroll")
-#else
-#define KERN_UNROLL _Pragma("GCC unroll 4")
-#endif
-#define TILE_R 4
-#define TILE_C 4
-#define X_BLOCK_BYTES (256 * 1024) /* x rows per pass over W: about this many bytes (L2) */
-/* Up to this many rows of x (decode), W is walked one row at a time: one sequential stream,
- * which the hardware prefetcher follows at full bandwidth (see matmul_avx512.c). */
-#define SMALL_M 4
 
 /* 8 elements of a float-type weight row, converted to f32. */
 KERN_AI __m256 load_w8(const void *w, size_t i, const int wt)
@@ -158,55 +145,13 @@ KERN_AI void tile_quant(float *y, int ldy, const int8_t *xq, const float *xd, co
     }
 }
 
-/* Expands to a switch calling EXPR with compile-time R (1..4) and C (1..4). */
-#define TILE_SWITCH(rr, cc, EXPR)                                     \
-    switch ((rr) * 8 + (cc)) {                                        \
-    case 1 * 8 + 1: { const int R = 1, C = 1; EXPR; } break;          \
-    case 1 * 8 + 2: { const int R = 1, C = 2; EXPR; } break;          \
-    case 1 * 8 + 3: { const int R = 1, C = 3; EXPR; } break;          \
-    case 1 * 8 + 4: { const int R = 1, C = 4; EXPR; } break;          \
-    case 2 * 8 + 1: { const int R = 2, C = 1; EXPR; } break;          \
-    case 2 * 8 + 2: { const int R = 2, C = 2; EXPR; } break;          \
-    case 2 * 8 + 3: { const int R = 2, C = 3; EXPR; } break;          \
-    case 2 * 8 + 4: { const int R = 2, C = 4; EXPR; } break;          \
-    case 3 * 8 + 1: { const int R = 3, C = 1; EXPR; } break;          \
-    case 3 * 8 + 2: { const int R = 3, C = 2; EXPR; } break;          \
-    case 3 * 8 + 3: { const int R = 3, C = 3; EXPR; } break;          \
-    case 3 * 8 + 4: { const int R = 3, C = 4; EXPR; } break;          \
-    case 4 * 8 + 1: { const int R = 4, C = 1; EXPR; } break;          \
-    case 4 * 8 + 2: { const int R = 4, C = 2; EXPR; } break;          \
-    case 4 * 8 + 3: { const int R = 4, C = 3; EXPR; } break;          \
-    case 4 * 8 + 4: { const int R = 4, C = 4; EXPR; } break;          \
-    default: break;                                                   \
-    }
-
-/* Loop nest shared by all types: x in blocks of rows that fit L2; inside, W in tiles of tc
- * columns, and for each, x rows in groups of tr (tr, tc <= TILE_R, TILE_C, chosen so that the
- * accumulators fit the 16 ymm registers). */
-#define DRIVE(row_bytes, tr, tc, CALL)                                                  \
-    do {                                                                                \
-        int mb_ = (int)(X_BLOCK_BYTES / (row_bytes));                                   \
-        mb_ = mb_ < TILE_R ? TILE_R : mb_ / TILE_R * TILE_R;                            \
-        for (int i0 = 0; i0 < m; i0 += mb_) {                                           \
-            int i1 = m - i0 < mb_ ? m : i0 + mb_;                                       \
-            for (int j = j0; j < j1; j += (tc)) {                                       \
-                int cc = j1 - j < (tc) ? j1 - j : (tc);                                 \
-                for (int i = i0; i < i1; i += (tr)) {                                   \
-                    int rr = i1 - i < (tr) ? i1 - i : (tr);                             \
-                    TILE_SWITCH(rr, cc, CALL);                                          \
-                }                                                                       \
-            }                                                                           \
-        }                                                                               \
-    } while (0)
-
 KERN_AI void matmul_float(float *y, const float *x, const void *w, const int wt, int m, int n, int k, int j0,
                           int j1)
 {
     size_t esz = wt == DTYPE_F32 ? 4 : 2;
-    int tr = 4, tc = m <= SMALL_M ? 1 : 2;
-    DRIVE((size_t)k * sizeof(float), tr, tc,
+    DRIVE((size_t)k * sizeof(float), TILE_R, m <= SMALL_M ? 1 : 2,
           tile_float(y + (size_t)i * n + j, n, x + (size_t)i * k, (const char *)w + (size_t)j * k * esz, k, wt,
-                     R, C, i == i0));
+                     R, C, pf));
 }
 
 KERN_AI void matmul_quant(float *y, const int8_t *xqs, const float *xd, const void *w, const int wt, int m, int n,
@@ -216,7 +161,7 @@ KERN_AI void matmul_quant(float *y, const int8_t *xqs, const float *xd, const vo
     size_t bsz = wt == DTYPE_Q8_0 ? sizeof(block_q8_0_t) : sizeof(block_q4_0_t);
     DRIVE((size_t)k + (size_t)nb * sizeof(float), m <= SMALL_M ? 4 : 2, m <= SMALL_M ? 1 : 2,
           tile_quant(y + (size_t)i * n + j, n, xqs + (size_t)i * k, xd + (size_t)i * nb,
-                     (const char *)w + (size_t)j * nb * bsz, k, wt, R, C, i == i0));
+                     (const char *)w + (size_t)j * nb * bsz, k, wt, R, C, pf));
 }
 
 void kern_avx2_matmul_f32(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1)

@@ -4,32 +4,19 @@
  * 16-lane accumulator per output element) and their drivers.
  * Fixed per-element arithmetic (batch invariance): for output (i, j) the accumulator's lane l
  * sums, in k order, the products of elements k = 16 t + l (float weights; a masked last step
- * adds zeros) or, for Q8_0/Q4_0, lane l of block pair t is an exact int32 sum of 4 products,
- * converted to f32 and fused-multiply-added with d_w * d_x (an odd last block pairs with a
- * zero block); then the 16 lanes are summed by hsum512_ps. Which rows and columns share a tile
+ * adds zeros) or, for Q8_0/Q4_0, each step's lanes are exact int32 sums over the elements of
+ * one block (4 blocks per step, then 2, then 1, see tile_quant), converted to f32 and
+ * fused-multiply-added with that block's d_w * d_x; the step sequence depends only on k; then
+ * the 16 lanes are summed by hsum512_ps. Which rows and columns share a tile
  * only changes which registers are used, never this sequence, so y[i][j] is bitwise the same
  * for any m, any neighbours and any column range.
  * Quantized x comes from kern_quantize_row_q8 (|q| <= 127, so q + 128 fits in a u8). */
 #include "kernels/x86/matmul_avx512.h"
 
-#include "kernels/x86/simd_avx512.h"
+#include <stddef.h>
 
-/* Fully unrolls the loops over the rows and columns of a tile, so that the accumulators live
- * in registers (gcc -O2 does not unroll them by itself). */
-#if defined(__clang__)
-#define KERN_UNROLL _Pragma("unroll")
-#else
-#define KERN_UNROLL _Pragma("GCC unroll 4")
-#endif
-#define TILE_R 4
-#define TILE_C 4
-/* x rows processed per pass over a tile column of W: about this many bytes of x, so they stay
- * in L2 while every W tile streams past them once. */
-#define X_BLOCK_BYTES (256 * 1024)
-/* Up to this many rows of x (decode), W is walked one row at a time: a single sequential
- * stream, which the hardware prefetcher follows at full memory bandwidth (tiles of several W
- * rows interleave several short streams and run at about half of it). */
-#define SMALL_M 4
+#include "kernels/x86/matmul_tile.h"
+#include "kernels/x86/simd_avx512.h"
 
 /* 16 elements of a float-type weight row, converted to f32. */
 KERN_AI __m512 load_w16(const void *w, size_t i, const int wt)
@@ -185,7 +172,77 @@ KERN_AI void tile_quant_step(__m512 acc[TILE_R][TILE_C], const int8_t *xq, const
     }
 }
 
-/* y (R, C) = x quantized (R rows: xq (R, k), xd (R, nb)) . w (C rows of nb blocks)^T. */
+/* Four blocks b..b+3 per step. Each block's elements 0..15 go to one zmm and 16..31 to
+ * another, in 128-bit lanes [b0, b1, b2, b3] (Q4_0: the low and the high nibbles of the four
+ * 16-byte arrays; Q8_0: the two halves of each 32-byte array); x is regrouped the same way
+ * and the two halves are chained into one vpdpbusd sum, so lanes 4g..4g+3 hold block b + g:
+ * exact int32 sums of x * w over 8 elements each. Corrections as in tile_quant_step. */
+KERN_AI void tile_quant_step4(__m512 acc[TILE_R][TILE_C], const int8_t *xq, const float *xd, const void *w, int k,
+                              int nb, int b, const int wt, const int R, const int C, int pf)
+{
+    const __m512i idx4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i off = _mm512_set1_epi8((char)0x80);
+    const __m512i eight = _mm512_set1_epi8(8);
+    size_t bsz = wt == DTYPE_Q8_0 ? sizeof(block_q8_0_t) : sizeof(block_q4_0_t);
+    size_t pf_dist = (size_t)C * nb * bsz; /* bytes to the same place in the next tile */
+    __m512i lo[TILE_C], hi[TILE_C], wc[TILE_C];
+    __m512 wd[TILE_C];
+    KERN_UNROLL
+    for (int c = 0; c < C; c++) {
+        const char *p = (const char *)w + ((size_t)c * nb + b) * bsz; /* block b of W row c */
+        const size_t qs = wt == DTYPE_Q8_0 ? offsetof(block_q8_0_t, qs) : offsetof(block_q4_0_t, qs);
+        __m128i d = _mm_cvtsi32_si128(*(const uint16_t *)p);
+        d = _mm_insert_epi16(d, *(const uint16_t *)(p + bsz), 1);
+        d = _mm_insert_epi16(d, *(const uint16_t *)(p + 2 * bsz), 2);
+        d = _mm_insert_epi16(d, *(const uint16_t *)(p + 3 * bsz), 3);
+        wd[c] = _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_cvtph_ps(d)));
+        lo[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + qs)));
+        lo[c] = _mm512_inserti32x4(lo[c], _mm_loadu_si128((const __m128i *)(p + bsz + qs)), 1);
+        lo[c] = _mm512_inserti32x4(lo[c], _mm_loadu_si128((const __m128i *)(p + 2 * bsz + qs)), 2);
+        lo[c] = _mm512_inserti32x4(lo[c], _mm_loadu_si128((const __m128i *)(p + 3 * bsz + qs)), 3);
+        if (wt == DTYPE_Q8_0) {
+            hi[c] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + qs + 16)));
+            hi[c] = _mm512_inserti32x4(hi[c], _mm_loadu_si128((const __m128i *)(p + bsz + qs + 16)), 1);
+            hi[c] = _mm512_inserti32x4(hi[c], _mm_loadu_si128((const __m128i *)(p + 2 * bsz + qs + 16)), 2);
+            hi[c] = _mm512_inserti32x4(hi[c], _mm_loadu_si128((const __m128i *)(p + 3 * bsz + qs + 16)), 3);
+            wc[c] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, off, lo[c]), off, hi[c]));
+        } else {
+            hi[c] = _mm512_and_si512(_mm512_srli_epi16(lo[c], 4), m4);
+            lo[c] = _mm512_and_si512(lo[c], m4);
+        }
+        if (pf) _mm_prefetch(p + pf_dist, _MM_HINT_T1);
+    }
+    KERN_UNROLL
+    for (int r = 0; r < R; r++) {
+        const int8_t *xr = xq + (size_t)r * k + (size_t)b * DTYPE_QK;
+        __m512i xa = _mm512_loadu_si512(xr), xb = _mm512_loadu_si512(xr + 64);
+        __m512i xlo = _mm512_shuffle_i64x2(xa, xb, _MM_SHUFFLE(2, 0, 2, 0));
+        __m512i xhi = _mm512_shuffle_i64x2(xa, xb, _MM_SHUFFLE(3, 1, 3, 1));
+        __m512 xs = _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(_mm_loadu_ps(xd + (size_t)r * nb + b)));
+        if (wt == DTYPE_Q8_0) {
+            xlo = _mm512_xor_si512(xlo, off);
+            xhi = _mm512_xor_si512(xhi, off);
+            KERN_UNROLL
+            for (int c = 0; c < C; c++) {
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(wc[c], xlo, lo[c]), xhi, hi[c]);
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd[c], xs), acc[r][c]);
+            }
+        } else {
+            __m512i xc = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, eight, xlo), eight, xhi));
+            KERN_UNROLL
+            for (int c = 0; c < C; c++) {
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xc, lo[c], xlo), hi[c], xhi);
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd[c], xs), acc[r][c]);
+            }
+        }
+    }
+}
+
+/* y (R, C) = x quantized (R rows: xq (R, k), xd (R, nb)) . w (C rows of nb blocks)^T. The step
+ * sequence depends only on nb: four blocks at a time while it can, then a pair, then a last
+ * single block. */
 KERN_AI void tile_quant(float *y, int ldy, const int8_t *xq, const float *xd, const void *w, int k, const int wt,
                         const int R, const int C, int pf)
 {
@@ -196,6 +253,7 @@ KERN_AI void tile_quant(float *y, int ldy, const int8_t *xq, const float *xd, co
         KERN_UNROLL
         for (int c = 0; c < TILE_C; c++) acc[r][c] = _mm512_setzero_ps();
     }
+    for (; b + 4 <= nb; b += 4) tile_quant_step4(acc, xq, xd, w, k, nb, b, wt, R, C, pf);
     for (; b + 2 <= nb; b += 2) tile_quant_step(acc, xq, xd, w, k, nb, b, wt, 1, R, C, pf);
     if (b < nb) tile_quant_step(acc, xq, xd, w, k, nb, b, wt, 0, R, C, pf);
     KERN_UNROLL
@@ -205,54 +263,13 @@ KERN_AI void tile_quant(float *y, int ldy, const int8_t *xq, const float *xd, co
     }
 }
 
-/* Expands to a switch calling EXPR with compile-time R (1..4) and C (1..4). */
-#define TILE_SWITCH(rr, cc, EXPR)                                     \
-    switch ((rr) * 8 + (cc)) {                                        \
-    case 1 * 8 + 1: { const int R = 1, C = 1; EXPR; } break;          \
-    case 1 * 8 + 2: { const int R = 1, C = 2; EXPR; } break;          \
-    case 1 * 8 + 3: { const int R = 1, C = 3; EXPR; } break;          \
-    case 1 * 8 + 4: { const int R = 1, C = 4; EXPR; } break;          \
-    case 2 * 8 + 1: { const int R = 2, C = 1; EXPR; } break;          \
-    case 2 * 8 + 2: { const int R = 2, C = 2; EXPR; } break;          \
-    case 2 * 8 + 3: { const int R = 2, C = 3; EXPR; } break;          \
-    case 2 * 8 + 4: { const int R = 2, C = 4; EXPR; } break;          \
-    case 3 * 8 + 1: { const int R = 3, C = 1; EXPR; } break;          \
-    case 3 * 8 + 2: { const int R = 3, C = 2; EXPR; } break;          \
-    case 3 * 8 + 3: { const int R = 3, C = 3; EXPR; } break;          \
-    case 3 * 8 + 4: { const int R = 3, C = 4; EXPR; } break;          \
-    case 4 * 8 + 1: { const int R = 4, C = 1; EXPR; } break;          \
-    case 4 * 8 + 2: { const int R = 4, C = 2; EXPR; } break;          \
-    case 4 * 8 + 3: { const int R = 4, C = 3; EXPR; } break;          \
-    case 4 * 8 + 4: { const int R = 4, C = 4; EXPR; } break;          \
-    default: break;                                                   \
-    }
-
-/* Loop nest shared by all types: x in blocks of rows that fit L2; inside, W in tiles of tc
- * columns, and for each, x rows in groups of TILE_R. tc is smaller when a full tile would not
- * fit the registers (quantized weights with several rows). */
-#define DRIVE(row_bytes, tc, CALL)                                                      \
-    do {                                                                                \
-        int mb_ = (int)(X_BLOCK_BYTES / (row_bytes));                                   \
-        mb_ = mb_ < TILE_R ? TILE_R : mb_ / TILE_R * TILE_R;                            \
-        for (int i0 = 0; i0 < m; i0 += mb_) {                                           \
-            int i1 = m - i0 < mb_ ? m : i0 + mb_;                                       \
-            for (int j = j0; j < j1; j += (tc)) {                                       \
-                int cc = j1 - j < (tc) ? j1 - j : (tc);                                 \
-                for (int i = i0; i < i1; i += TILE_R) {                                 \
-                    int rr = i1 - i < TILE_R ? i1 - i : TILE_R;                         \
-                    TILE_SWITCH(rr, cc, CALL);                                          \
-                }                                                                       \
-            }                                                                           \
-        }                                                                               \
-    } while (0)
-
 KERN_AI void matmul_float(float *y, const float *x, const void *w, const int wt, int m, int n, int k, int j0,
                           int j1)
 {
     size_t esz = wt == DTYPE_F32 ? 4 : 2;
-    DRIVE((size_t)k * sizeof(float), m <= SMALL_M ? 1 : TILE_C,
+    DRIVE((size_t)k * sizeof(float), TILE_R, m <= SMALL_M ? 1 : TILE_C,
           tile_float(y + (size_t)i * n + j, n, x + (size_t)i * k, (const char *)w + (size_t)j * k * esz, k, wt,
-                     R, C, i == i0));
+                     R, C, pf));
 }
 
 KERN_AI void matmul_quant(float *y, const int8_t *xqs, const float *xd, const void *w, const int wt, int m, int n,
@@ -260,10 +277,9 @@ KERN_AI void matmul_quant(float *y, const int8_t *xqs, const float *xd, const vo
 {
     int nb = k / DTYPE_QK;
     size_t bsz = wt == DTYPE_Q8_0 ? sizeof(block_q8_0_t) : sizeof(block_q4_0_t);
-    int tc = m <= SMALL_M ? 1 : 2;
-    DRIVE((size_t)k + (size_t)nb * sizeof(float), tc,
+    DRIVE((size_t)k + (size_t)nb * sizeof(float), TILE_R, m <= SMALL_M ? 1 : 2,
           tile_quant(y + (size_t)i * n + j, n, xqs + (size_t)i * k, xd + (size_t)i * nb,
-                     (const char *)w + (size_t)j * nb * bsz, k, wt, R, C, i == i0));
+                     (const char *)w + (size_t)j * nb * bsz, k, wt, R, C, pf));
 }
 
 void kern_avx512_matmul_f32(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1)

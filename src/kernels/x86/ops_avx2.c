@@ -37,8 +37,8 @@ void kern_avx2_rmsnorm(float *out, const float *x, const float *w, int n, float 
         _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
     if (i < n) {
         __m256i mk = lane_mask256(n - i);
-        _mm256_maskstore_ps(out + i, mk,
-                            _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, mk), vs), _mm256_maskload_ps(w + i, mk)));
+        __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, mk), vs);
+        _mm256_maskstore_ps(out + i, mk, _mm256_mul_ps(v, _mm256_maskload_ps(w + i, mk)));
     }
 }
 
@@ -111,6 +111,12 @@ void kern_avx2_rope(float *x, int n_heads, int head_dim, int pos, const float *i
     }
 }
 
+/* 8 bf16 values to f32 (exact: the bits move to the upper half). */
+KERN_AI __m256 bf16x8_to_f32(__m128i h)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
 /* n elements of a K or V row of type t at src, to f32 at dst (hdp elements, zero padded). */
 KERN_AI void kv_row_to_f32(float *dst, const void *src, dtype_t t, int n, int hdp)
 {
@@ -121,7 +127,7 @@ KERN_AI void kv_row_to_f32(float *dst, const void *src, dtype_t t, int n, int hd
             v = _mm256_loadu_ps((const float *)src + i);
         } else {
             __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)src + i));
-            v = t == DTYPE_F16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+            v = t == DTYPE_F16 ? _mm256_cvtph_ps(h) : bf16x8_to_f32(h);
         }
         _mm256_store_ps(dst + i, v);
     }
@@ -134,7 +140,7 @@ KERN_AI void kv_row_to_f32(float *dst, const void *src, dtype_t t, int n, int hd
             __m128i h;
             memcpy(buf, (const uint16_t *)src + i, (size_t)(n - i) * sizeof(uint16_t));
             h = _mm_loadu_si128((const __m128i *)buf);
-            v = t == DTYPE_F16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+            v = t == DTYPE_F16 ? _mm256_cvtph_ps(h) : bf16x8_to_f32(h);
         }
         _mm256_store_ps(dst + i, v);
         i += 8;
@@ -196,9 +202,10 @@ void kern_avx2_attention(float *out, const float *q, const void *k_pool, const v
                 __m256 sv, pv, cv;
                 for (int j = 0; j < ATT_CHUNK; j++) sc[j] = -INFINITY;
                 for (int j = 0; j < np; j++) {
+                    const float *kj = kbuf + (size_t)j * hdp; /* (hdp) */
                     __m256 d = _mm256_setzero_ps();
                     for (int v = 0; v < nv; v++)
-                        d = _mm256_fmadd_ps(_mm256_load_ps(qg + v * 8), _mm256_load_ps(kbuf + (size_t)j * hdp + v * 8), d);
+                        d = _mm256_fmadd_ps(_mm256_load_ps(qg + v * 8), _mm256_load_ps(kj + v * 8), d);
                     sc[j] = hsum256_ps(d) * scale;
                 }
                 sv = _mm256_load_ps(sc);

@@ -11,7 +11,7 @@ void kern_avx2_silu_mul(float *out, const float *gate, const float *up, int n);
 void kern_avx2_add(float *out, const float *a, const float *b, int n);
 void kern_avx2_rope(float *x, int n_heads, int head_dim, int pos, const float *inv_freq, int neox);
 void kern_avx2_attention(float *out, const float *q, const void *k_pool, const void *v_pool, dtype_t kv_type,
-                        const int32_t *block_table, int n_ctx, int block_size, int n_head, int n_head_kv,
-                        int head_dim, int h0, int h1, float scale);
+                         const int32_t *block_table, int n_ctx, int block_size, int n_head, int n_head_kv,
+                         int head_dim, int h0, int h1, float scale);
 
 #endif

@@ -76,7 +76,8 @@ void kern_avx512_add(float *out, const float *a, const float *b, int n)
         _mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i)));
     if (i < n) {
         __mmask16 mk = tail_mask(n - i);
-        _mm512_mask_storeu_ps(out + i, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, a + i), _mm512_maskz_loadu_ps(mk, b + i)));
+        __m512 va = _mm512_maskz_loadu_ps(mk, a + i), vb = _mm512_maskz_loadu_ps(mk, b + i);
+        _mm512_mask_storeu_ps(out + i, mk, _mm512_add_ps(va, vb));
     }
 }
 
@@ -188,9 +189,10 @@ void kern_avx512_attention(float *out, const float *q, const void *k_pool, const
                 float mc, mnew, corr;
                 __m512 sv, pv, cv;
                 for (int j = 0; j < np; j++) {
+                    const float *kj = kbuf + (size_t)j * hdp; /* (hdp) */
                     __m512 d = _mm512_setzero_ps();
                     for (int v = 0; v < nv; v++)
-                        d = _mm512_fmadd_ps(_mm512_load_ps(qg + v * 16), _mm512_load_ps(kbuf + (size_t)j * hdp + v * 16), d);
+                        d = _mm512_fmadd_ps(_mm512_load_ps(qg + v * 16), _mm512_load_ps(kj + v * 16), d);
                     sc[j] = hsum512_ps(d) * scale;
                 }
                 sv = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), pm, sc);
