@@ -14,6 +14,7 @@ static const command_t commands[] = {
     { "generate", cmd_generate, "generate text from a prompt" },
     { "tokenize", cmd_tokenize, "print the tokens of a text" },
     { "mkmodel", cmd_mkmodel, "write a GGUF model with random weights" },
+    { "serve", cmd_serve, "serve a model with an OpenAI-compatible HTTP API" },
 };
 
 static void usage(FILE *f)
