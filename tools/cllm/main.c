@@ -15,6 +15,7 @@ static const command_t commands[] = {
     { "tokenize", cmd_tokenize, "print the tokens of a text" },
     { "mkmodel", cmd_mkmodel, "write a GGUF model with random weights" },
     { "serve", cmd_serve, "serve a model with an OpenAI-compatible HTTP API" },
+    { "bench", cmd_bench, "benchmark a server (bench serve) or compare two cllm serve setups" },
 };
 
 static void usage(FILE *f)
