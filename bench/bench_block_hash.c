@@ -10,13 +10,7 @@
 
 #include "kv/block_hash.h"
 #include "kv/kv_manager.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "core/clock.h"
 
 static uint64_t rng_state = 88172645463325252ull;
 static int32_t rnd_token(void)
@@ -35,9 +29,9 @@ static void bench_hash(int32_t block_size, const int32_t *tokens, int32_t n_toke
     int32_t n_blocks = n_tokens / block_size;
     for (int rep = 0; rep < 7; rep++) {
         block_key_t key = block_hash_root(1, NULL, 0);
-        double t0 = now_s();
+        double t0 = clock_now_s();
         for (int32_t b = 0; b < n_blocks; b++) key = block_hash_chain(1, key, tokens + (size_t)b * block_size, block_size);
-        double dt = now_s() - t0;
+        double dt = clock_now_s() - t0;
         sink += key.lo;
         if (dt < best) best = dt;
     }
@@ -57,7 +51,7 @@ static double bench_request(bool caching, bool fresh_tokens, int32_t block_size,
     for (int rep = 0; rep < 20; rep++) {
         if (fresh_tokens)
             for (int32_t i = 0; i < n; i++) tokens[i] = rnd_token();
-        double t0 = now_s();
+        double t0 = clock_now_s();
         if (kvm_init_seq(kvm, &seq, n, NULL, 0) != CLLM_OK ||
             kvm_find_cached_prefix(kvm, &seq, tokens, n, &n_cached) != CLLM_OK ||
             kvm_allocate(kvm, &seq, n - n_cached) != CLLM_OK || kvm_commit(kvm, &seq, tokens, n) != CLLM_OK) {
@@ -65,7 +59,7 @@ static double bench_request(bool caching, bool fresh_tokens, int32_t block_size,
             exit(1);
         }
         kvm_deinit_seq(kvm, &seq);
-        double dt = now_s() - t0;
+        double dt = clock_now_s() - t0;
         if (rep > 0 && dt < best) best = dt; /* the first run warms the cache it then hits */
     }
     kvm_destroy(kvm);

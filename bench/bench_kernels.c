@@ -17,16 +17,10 @@
 #include "core/log.h"
 #include "core/threadpool.h"
 #include "kernels/kernels.h"
+#include "core/clock.h"
 
 #define COLD_BYTES (256u << 20)
 #define MAX_REPS 100000
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -51,11 +45,11 @@ static double time_matmul(threadpool_t *pool, dtype_t t, char *w, size_t wbytes,
     int reps = 0, c = 0;
     double t_end;
     kern_matmul(pool, y, x, w, t, m, n, k); /* warm-up */
-    t_end = now_s() + min_s;
-    while (reps < MAX_REPS && (reps < 3 || now_s() < t_end)) {
-        double t0 = now_s();
+    t_end = clock_now_s() + min_s;
+    while (reps < MAX_REPS && (reps < 3 || clock_now_s() < t_end)) {
+        double t0 = clock_now_s();
         kern_matmul(pool, y, x, w + (size_t)c * wbytes, t, m, n, k);
-        times[reps++] = now_s() - t0;
+        times[reps++] = clock_now_s() - t0;
         c = (c + 1) % copies;
     }
     qsort(times, (size_t)reps, sizeof(double), cmp_double);

@@ -16,13 +16,7 @@
 #include <time.h>
 
 #include "cllm/engine.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "core/clock.h"
 
 static const char *first_names[] = { "John", "Jane", "Alice", "Bob", "Carol", "Dave", "Emma", "Frank", "Grace", "Henry",
                                      "Irene", "Jack", "Karen", "Leo", "Mia", "Noah", "Olivia", "Peter", "Quinn", "Rachel",
@@ -90,7 +84,7 @@ static int run_one(cllm_engine_t *e, const char *prompt, const char *salt, resul
     q.ignore_eos = true;
     q.cache_salt = salt;
     q.cache_salt_len = salt ? strlen(salt) : 0;
-    t0 = now_s();
+    t0 = clock_now_s();
     if (cllm_engine_submit(e, &q, &id) != CLLM_OK) return -1;
     for (;;) {
         int32_t n;
@@ -100,7 +94,7 @@ static int run_one(cllm_engine_t *e, const char *prompt, const char *salt, resul
         cllm_output_free(o);
         o = NULL;
     }
-    res->ttft = now_s() - t0;
+    res->ttft = clock_now_s() - t0;
     res->n_prompt = o->n_prompt_tokens;
     res->n_cached = o->n_cached_tokens;
     cllm_output_free(o);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "sched/scheduler.h"
+#include "core/clock.h"
 
 typedef struct {
     int32_t n_req, n_prefix, prefix_len, suffix_len, max_new;
@@ -27,13 +28,6 @@ typedef struct {
     uint64_t preemptions;
     double sched_s; /* time inside the scheduler */
 } result_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint64_t rng_state;
 static uint32_t rnd(uint32_t n)
@@ -90,7 +84,7 @@ static int run(const workload_t *w, bool cache_aware, result_t *res)
     }
     while (n_done < w->n_req) {
         sched_batch_t b;
-        double t0 = now_s();
+        double t0 = clock_now_s();
         if (sched_schedule(s, &b) != CLLM_OK || b.n_items == 0) goto out;
         if (sched_commit(s, &b) != CLLM_OK) goto out;
         for (int32_t i = 0; i < b.n_items; i++) {
@@ -105,7 +99,7 @@ static int run(const workload_t *w, bool cache_aware, result_t *res)
                 n_done++;
             }
         }
-        res->sched_s += now_s() - t0;
+        res->sched_s += clock_now_s() - t0;
         res->steps++;
     }
     {

@@ -14,6 +14,7 @@
 
 #include "model/gguf.h"
 #include "tokenizer/tokenizer.h"
+#include "core/clock.h"
 
 static const char prose[] =
     "The lighthouse keeper had kept a logbook for thirty-one years, and in all that time he had never "
@@ -33,13 +34,6 @@ static const char prose[] =
     "learned to read the clouds before they learned to read books; they could tell you whether it "
     "would rain by the colour of the sky over the northern cliffs. Visitors found it charming for a "
     "week and unbearable after a month. The few who stayed longer usually stayed forever.\n\n";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -64,7 +58,7 @@ static char *read_file(const char *path, size_t *len)
 static double bench_encode(const tokenizer_t *tok, const char *text, size_t len, size_t chunk, bool parse_special,
                            double min_s, size_t *n_tokens)
 {
-    double t0 = now_s(), t;
+    double t0 = clock_now_s(), t;
     size_t bytes = 0;
     int rounds = 0;
 
@@ -86,7 +80,7 @@ static double bench_encode(const tokenizer_t *tok, const char *text, size_t len,
         *n_tokens = total;
         bytes += len;
         rounds++;
-        t = now_s() - t0;
+        t = clock_now_s() - t0;
     } while (t < min_s || rounds < 2);
     return (double)bytes / t / 1e6;
 }
@@ -123,12 +117,12 @@ static void bench_vocab(const char *name, const char *label, const char *text, s
         snprintf(path, sizeof(path), "%s", name);
     else
         snprintf(path, sizeof(path), "%s/reference/tokenizer/%s", CLLM_SHARED_DIR, name);
-    t0 = now_s();
+    t0 = clock_now_s();
     if (gguf_open(path, &g) != CLLM_OK || tokenizer_create(g, &tok) != CLLM_OK) {
         fprintf(stderr, "%s: %s\n", name, cllm_error_message());
         goto out;
     }
-    printf("%s: load %.0f ms, %d tokens\n", label, (now_s() - t0) * 1e3, tokenizer_n_vocab(tok));
+    printf("%s: load %.0f ms, %d tokens\n", label, (clock_now_s() - t0) * 1e3, tokenizer_n_vocab(tok));
     mb = bench_encode(tok, text, len, 0, false, min_s, &n_tok);
     mb_chunk = bench_encode(tok, text, len, 1024, false, min_s, &n_chunk);
     mb_special = bench_encode(tok, text, len, 0, true, min_s, &n_special);
@@ -138,14 +132,14 @@ static void bench_vocab(const char *name, const char *label, const char *text, s
     printf("  encode, parse_special on:  %7.1f MB/s\n", mb_special);
 
     if (tokenizer_encode(tok, text, len, false, false, &ids, &n_tok) != CLLM_OK) goto out;
-    t0 = now_s();
+    t0 = clock_now_s();
     do {
         char *s;
         size_t slen;
         if (tokenizer_decode(tok, ids, n_tok, false, &s, &slen) != CLLM_OK) goto out;
         free(s);
         rounds++;
-        t_dec = now_s() - t0;
+        t_dec = clock_now_s() - t0;
     } while (t_dec < min_s || rounds < 2);
     printf("  decode:                    %7.1f M tokens/s\n", (double)n_tok * rounds / t_dec / 1e6);
 out:

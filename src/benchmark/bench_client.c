@@ -17,17 +17,11 @@
 
 #include "benchmark/bench_sse.h"
 #include "benchmark/bench_stats.h"
+#include "core/clock.h"
 
 #define MAX_RAW_BODY (1u << 20) /* a non-streamed or error body kept at most */
 /* never through an http_proxy from the environment: a proxy would distort local timings */
 #define LOOPBACK_HOSTS "localhost,127.0.0.1,::1"
-
-double bench_client_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static status_t curl_init_once(void)
 {
@@ -197,7 +191,7 @@ static status_t on_event(const char *data, size_t len, void *user)
 {
     xfer_t *x = user;
     bench_sse_chunk_t c;
-    double t = bench_client_now();
+    double t = clock_now_s();
     status_t st = bench_sse_parse_chunk(data, len, &c);
     if (st == CLLM_OK) take_chunk(x, &c, t);
     else rec_fail(x->rec, cllm_error_message());
@@ -352,7 +346,7 @@ static status_t run_batch(const bench_client_config_t *cfg, const char *url, str
     xfer_t *slots;
     size_t *free_slots, n_free = 0;
     size_t n_slots = maxc > 0 && (size_t)maxc < count ? (size_t)maxc : count, next = 0, done = 0, in_flight = 0;
-    double t0 = bench_client_now();
+    double t0 = clock_now_s();
     progress_t pg = { label, isatty(2) != 0, cfg->progress, -1.0, 0, 0 };
     status_t st = CLLM_OK;
 
@@ -370,7 +364,7 @@ static status_t run_batch(const bench_client_config_t *cfg, const char *url, str
     for (size_t s = 0; s < n_slots; s++) free_slots[n_free++] = n_slots - 1 - s;
     progress_draw(&pg, 0, 0, count, 0.0, false);
     while (done < count) {
-        double t = bench_client_now() - t0;
+        double t = clock_now_s() - t0;
         int running = 0, left = 0;
         long wait_ms = 100;
         CURLMsg *m;
@@ -399,7 +393,7 @@ static status_t run_batch(const bench_client_config_t *cfg, const char *url, str
             curl_easy_setopt(x->easy, CURLOPT_NOPROXY, LOOPBACK_HOSTS);
             curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
             if (cfg->timeout_s > 0) curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)(cfg->timeout_s * 1000.0));
-            x->t_send = bench_client_now();
+            x->t_send = clock_now_s();
             x->rec->start_s = x->t_send - t0;
             if (curl_multi_add_handle(multi, x->easy) != CURLM_OK) {
                 st = cllm_error(CLLM_ERR_IO, "bench: libcurl could not add a transfer");
@@ -419,7 +413,7 @@ static status_t run_batch(const bench_client_config_t *cfg, const char *url, str
             if (m->msg != CURLMSG_DONE) continue;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
             if (!(x = (xfer_t *)priv)) continue;
-            xfer_finish(x, m->data.result, bench_client_now());
+            xfer_finish(x, m->data.result, clock_now_s());
             if (!x->rec->ok) {
                 if (!*n_failed && first_error_cap)
                     snprintf(first_error, first_error_cap, "%s", x->rec->error ? x->rec->error : "unknown error");
@@ -430,15 +424,15 @@ static status_t run_batch(const bench_client_config_t *cfg, const char *url, str
             in_flight--;
             done++;
         }
-        progress_draw(&pg, done, *n_failed, count, bench_client_now() - t0, false);
+        progress_draw(&pg, done, *n_failed, count, clock_now_s() - t0, false);
         if (done >= count) break;
         if (next < count && in_flight < n_slots) {
-            double until = (arrivals[next] - (bench_client_now() - t0)) * 1000.0;
+            double until = (arrivals[next] - (clock_now_s() - t0)) * 1000.0;
             if (until < (double)wait_ms) wait_ms = until > 0 ? (long)until : 0;
         }
         if (wait_ms > 0) curl_multi_poll(multi, NULL, 0, (int)wait_ms, NULL);
     }
-    *elapsed = bench_client_now() - t0;
+    *elapsed = clock_now_s() - t0;
     progress_draw(&pg, done, *n_failed, count, *elapsed, true);
     for (size_t s = 0; s < n_slots; s++)
         if (slots[s].easy) xfer_release(&slots[s], multi);

@@ -86,8 +86,7 @@ status_t bench_client_body(const bench_client_config_t *cfg, const bench_prompt_
 status_t bench_client_run(const bench_client_config_t *cfg, const bench_dataset_t *ds, bench_run_t *out);
 void bench_run_free(bench_run_t *run);
 
-/* CLOCK_MONOTONIC seconds: the clock every time in the records comes from. */
-double bench_client_now(void);
+/* Every time in the records is CLOCK_MONOTONIC seconds (core/clock.h). */
 
 /* GET url with a timeout; *http_status = the status, 0 if nothing answered (not an error).
  * Errors: CLLM_ERR_IO (libcurl could not start). */

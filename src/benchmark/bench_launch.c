@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "benchmark/bench_client.h"
+#include "core/clock.h"
 
 struct bench_launch {
     pid_t pid;
@@ -72,7 +73,7 @@ status_t bench_launch_start(char *const argv[], const char *log_path, double tim
     bench_launch_t *l;
     pid_t parent;
     char last[512] = "";
-    double t0 = bench_client_now();
+    double t0 = clock_now_s();
     int status;
     bool ready = false;
 
@@ -96,7 +97,7 @@ status_t bench_launch_start(char *const argv[], const char *log_path, double tim
         _exit(127);
     }
     /* wait for the ready line, then for /health */
-    while (bench_client_now() - t0 < timeout_s) {
+    while (clock_now_s() - t0 < timeout_s) {
         pid_t w = waitpid(l->pid, &status, WNOHANG);
         if (w == l->pid) {
             scan_log(log_path, l->url, sizeof(l->url), last, sizeof(last));
@@ -136,7 +137,7 @@ pid_t bench_launch_pid(const bench_launch_t *l)
 
 int bench_launch_stop(bench_launch_t *l, double grace_s)
 {
-    double t0 = bench_client_now();
+    double t0 = clock_now_s();
     int status = 0, result = -1;
     if (!l) return 0;
     kill(l->pid, SIGTERM);
@@ -147,7 +148,7 @@ int bench_launch_stop(bench_launch_t *l, double grace_s)
             break;
         }
         if (w < 0 && errno != EINTR) break; /* already reaped elsewhere */
-        if (bench_client_now() - t0 > grace_s) {
+        if (clock_now_s() - t0 > grace_s) {
             kill_and_reap(l->pid);
             break;
         }

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "server/http.h"
 #include "server/openai_response.h"
+#include "core/clock.h"
 
 #define POLL_MS 100              /* how often a waiting handler checks its client and shutdown */
 #define STREAM_BLOCK_BYTES 16384 /* libmicrohttpd buffer per reader call */
@@ -47,13 +48,6 @@ typedef struct {
     size_t pend_len, pend_off, pend_cap;
     bool started, done;
 } gen_t;
-
-double gen_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void gen_limits(const gen_env_t *env, openai_limits_t *lim)
 {
@@ -145,7 +139,7 @@ static int gen_keep_tokens(gen_t *g, const cllm_output_t *o)
 static void gen_account(gen_t *g, const cllm_output_t *o)
 {
     gen_env_t *env = g->env;
-    double t = gen_now();
+    double t = clock_now_s();
     g->n_prompt = o->n_prompt_tokens;
     g->n_cached = o->n_cached_tokens;
     g->n_output = o->n_output_tokens;
@@ -181,7 +175,7 @@ static void gen_account(gen_t *g, const cllm_output_t *o)
  * that produces tokens all the time never waits out a poll timeout). */
 static bool gen_client_gone(gen_t *g)
 {
-    double t = gen_now();
+    double t = clock_now_s();
     if (t - g->t_checked < POLL_MS * 1e-3) return false;
     g->t_checked = t;
     return http_client_gone(g->fd);
@@ -252,7 +246,7 @@ static status_t gen_submit(gen_t *g, openai_error_t *err)
             if (((unsigned char)g->echo[i] & 0xc0) != 0x80) g->text_offset++;
     }
 
-    g->t_submit = gen_now();
+    g->t_submit = clock_now_s();
     st = cllm_engine_submit(env->engine, &q, &g->eid);
     free(rendered);
     if (st != CLLM_OK) {

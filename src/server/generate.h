@@ -54,7 +54,4 @@ status_t gen_chat_prompt(const gen_env_t *env, const openai_request_t *r, char *
 enum MHD_Result gen_handle(gen_env_t *env, struct MHD_Connection *c, openai_kind_t kind, const char *body, size_t len,
                            double t_arrival);
 
-/* CLOCK_MONOTONIC seconds. */
-double gen_now(void);
-
 #endif

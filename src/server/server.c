@@ -30,6 +30,7 @@
 #include "server/generate.h"
 #include "server/http.h"
 #include "server/openai_response.h"
+#include "core/clock.h"
 
 struct server {
     server_config_t cfg; /* strings point into the copies below */
@@ -277,7 +278,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         enum MHD_Result ret = MHD_YES;
         cn = calloc(1, sizeof(*cn));
         if (!cn) return MHD_NO;
-        cn->t_arrival = gen_now();
+        cn->t_arrival = clock_now_s();
         *con_cls = cn;
         cn->route = admit(s, c, url, method, &ret);
         /* no idle timeout while a request is being served: a long generation is not idle */
@@ -495,13 +496,13 @@ void server_shutdown(server_t *s, double grace_s)
     double deadline;
     if (!s || !s->daemon) return;
     atomic_store(&s->draining, true);
-    deadline = gen_now() + (grace_s > 0 ? grace_s : 0);
-    while (atomic_load(&s->env.in_flight) > 0 && gen_now() < deadline) usleep(20000);
+    deadline = clock_now_s() + (grace_s > 0 ? grace_s : 0);
+    while (atomic_load(&s->env.in_flight) > 0 && clock_now_s() < deadline) usleep(20000);
     if (atomic_load(&s->env.in_flight) > 0) {
         log_info("server: cancelling %d unfinished request(s)", atomic_load(&s->env.in_flight));
         atomic_store(&s->env.aborting, true);
-        deadline = gen_now() + 2.0;
-        while (atomic_load(&s->env.in_flight) > 0 && gen_now() < deadline) usleep(20000);
+        deadline = clock_now_s() + 2.0;
+        while (atomic_load(&s->env.in_flight) > 0 && clock_now_s() < deadline) usleep(20000);
     }
     atomic_store(&s->env.aborting, true);
     MHD_stop_daemon(s->daemon);

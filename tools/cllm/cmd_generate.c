@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "engine/engine.h"
 #include "engine/sampler.h"
+#include "core/clock.h"
 
 static void generate_usage(FILE *f)
 {
@@ -37,13 +38,6 @@ static void generate_usage(FILE *f)
             "  -t, --threads N         threads (default: all cores)\n"
             "      --no-bos            do not add the BOS token\n"
             "  -h, --help              this help\n");
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
@@ -268,14 +262,14 @@ int cmd_generate(int argc, char **argv)
     q.has_seed = a.sp.has_seed;
     q.ignore_eos = a.ignore_eos;
     q.max_tokens = a.n_predict > 0 ? (int32_t)a.n_predict : 0;
-    t0 = now_s();
+    t0 = clock_now_s();
     if ((st = cllm_engine_submit(e, &q, &id)) != CLLM_OK) goto out_err;
     for (;;) {
         int32_t n;
         if ((st = cllm_engine_step(e, &n)) != CLLM_OK) goto out_err;
         while ((st = cllm_engine_poll(e, id, 0, &o)) == CLLM_OK && o) {
             int fin = o->finish != CLLM_FINISH_NONE;
-            if (o->n_tokens && t_first == 0.0) t_first = now_s();
+            if (o->n_tokens && t_first == 0.0) t_first = clock_now_s();
             fwrite(o->text, 1, o->text_len, stdout);
             fflush(stdout);
             n_prompt = o->n_prompt_tokens;
@@ -287,7 +281,7 @@ int cmd_generate(int argc, char **argv)
         if (st != CLLM_OK) goto out_err;
     }
 done:
-    t_end = now_s();
+    t_end = clock_now_s();
     fputc('\n', stdout);
     fflush(stdout);
     fprintf(stderr, "cllm generate: prompt %d tokens in %.3f s (%.2f tok/s), generation %d tokens in %.3f s (%.2f tok/s)\n",

@@ -24,6 +24,7 @@
 #include "engine/engine.h"
 #include "server/chat_template_builtin.h"
 #include "server/server.h"
+#include "core/clock.h"
 
 #define MAX_TEMPLATE_BYTES (4u << 20)
 
@@ -380,13 +381,6 @@ static void *progress_main(void *arg)
     return NULL;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int cmd_serve(int argc, char **argv)
 {
     serve_args_t a;
@@ -442,7 +436,7 @@ int cmd_serve(int argc, char **argv)
     pthread_mutex_init(&prog.mu, NULL);
     pthread_cond_init(&prog.cond, NULL);
     prog_started = pthread_create(&prog_thread, NULL, progress_main, &prog) == 0;
-    t0 = now_s();
+    t0 = clock_now_s();
     st = cllm_engine_create(&a.ec, &engine);
     pthread_mutex_lock(&prog.mu);
     prog.done = true;
@@ -458,7 +452,7 @@ int cmd_serve(int argc, char **argv)
     {
         const cllm_engine_config_t *ec = engine_config(engine);
         fprintf(stderr, "cllm: loaded in %.2f s: max_model_len %d, KV cache %d blocks x %d tokens (%s, %.1f MiB)\n",
-                now_s() - t0, ec->max_model_len, ec->num_blocks, ec->block_size, engine_kv_dtype_name(engine),
+                clock_now_s() - t0, ec->max_model_len, ec->num_blocks, ec->block_size, engine_kv_dtype_name(engine),
                 (double)engine_kv_bytes(engine) / 1048576.0);
     }
     if ((st = server_create(&a.sc, engine, &srv)) != CLLM_OK || (st = cllm_engine_start(engine)) != CLLM_OK ||
