@@ -304,8 +304,69 @@ static void test_map_stress(void)
     block_pool_destroy(pool);
 }
 
+/* The child index behind block_pool_find_partial: longest common prefix, ties to the lowest id,
+ * salts for first blocks, exact parent lifetimes, and the index kept across eviction and a
+ * parent's new lifetime (block_pool_check verifies it at every FREE_LIST). */
+static void test_child_index(void)
+{
+    block_pool_t *pool;
+    int32_t ids[4], n = -1;
+    const block_link_t root = {-1, 0};
+    const int32_t t12[2] = {1, 2}, t34[2] = {3, 4}, t35[2] = {3, 5}, t19[2] = {1, 9};
+    block_link_t canon, l0, stale;
+
+    CHECK_OK(block_pool_create(4, 2, &pool));
+    CHECK_OK(block_pool_alloc(pool, 4, ids));
+    CHECK_OK(block_pool_cache(pool, 0, key_of(1, 0), root, t12, NULL, 0, &canon));
+    l0 = block_pool_link(pool, 0);
+    CHECK(block_pool_find_partial(pool, l0, t34, 2, NULL, 0, &n) == -1 && n == 0); /* no children yet */
+    CHECK_OK(block_pool_cache(pool, 1, key_of(2, 0), l0, t34, NULL, 0, &canon));
+    CHECK_OK(block_pool_cache(pool, 2, key_of(3, 0), l0, t35, NULL, 0, &canon));
+    CHECK_OK(block_pool_cache(pool, 3, key_of(4, 0), root, t19, "s", 1, &canon));
+    check_free_list(pool, NULL, 0, __LINE__); /* empty, pool consistent */
+
+    CHECK(block_pool_find_partial(pool, l0, t34, 2, NULL, 0, &n) == 1 && n == 2);
+    CHECK(block_pool_find_partial(pool, l0, t35, 2, NULL, 0, &n) == 2 && n == 2);
+    CHECK(block_pool_find_partial(pool, l0, (const int32_t[]){3, 7}, 2, NULL, 0, &n) == 1 && n == 1); /* tie */
+    CHECK(block_pool_find_partial(pool, l0, t35, 1, NULL, 0, &n) == 1 && n == 1); /* n_tokens caps L */
+    CHECK(block_pool_find_partial(pool, l0, (const int32_t[]){8, 3}, 2, NULL, 0, &n) == -1 && n == 0);
+    CHECK(block_pool_find_partial(pool, l0, t34, 0, NULL, 0, &n) == -1 && n == 0);
+    /* first blocks: the salt must match */
+    CHECK(block_pool_find_partial(pool, root, t19, 2, NULL, 0, &n) == 0 && n == 1);
+    CHECK(block_pool_find_partial(pool, root, t19, 2, "s", 1, &n) == 3 && n == 2);
+    CHECK(block_pool_find_partial(pool, root, t19, 2, "t", 1, &n) == -1);
+    /* another lifetime of the parent: nothing */
+    stale = (block_link_t){0, l0.gen + 1};
+    CHECK(block_pool_find_partial(pool, stale, t34, 2, NULL, 0, &n) == -1);
+
+    /* block 1 evicted: it leaves the index, block 2 is what is left */
+    CHECK_OK(block_pool_unref(pool, 1));
+    CHECK_OK(block_pool_alloc(pool, 1, ids));
+    CHECK(ids[0] == 1 && !block_pool_has_key(pool, 1));
+    check_free_list(pool, NULL, 0, __LINE__); /* empty, pool consistent */
+    CHECK(block_pool_find_partial(pool, l0, t34, 2, NULL, 0, &n) == 2 && n == 1);
+
+    /* block 0 evicted and reallocated: its children (2) leave the index though still keyed */
+    CHECK_OK(block_pool_unref(pool, 1));
+    CHECK_OK(block_pool_unref(pool, 0));
+    FREE_LIST(pool, 1, 0);
+    CHECK_OK(block_pool_alloc(pool, 2, ids));
+    check_free_list(pool, NULL, 0, __LINE__); /* empty, pool consistent */
+    CHECK(block_pool_has_key(pool, 2) && !block_pool_has_key(pool, 0));
+    CHECK(block_pool_find_partial(pool, l0, t35, 2, NULL, 0, &n) == -1);
+    CHECK(block_pool_find_partial(pool, block_pool_link(pool, 0), t35, 2, NULL, 0, &n) == -1);
+    CHECK(block_pool_find_partial(pool, root, t12, 2, NULL, 0, &n) == -1); /* only 3 ("s") is left */
+    /* the orphan 2 is evicted in turn (it was in no list) */
+    CHECK_OK(block_pool_unref(pool, 2));
+    CHECK_OK(block_pool_alloc(pool, 1, ids));
+    CHECK(ids[0] == 2 && !block_pool_has_key(pool, 2));
+    check_free_list(pool, NULL, 0, __LINE__); /* empty, pool consistent */
+    block_pool_destroy(pool);
+}
+
 int main(void)
 {
+    test_child_index();
     test_create_args();
     test_alloc_free_order();
     test_cache_and_evict();

@@ -360,8 +360,80 @@ static void test_threaded(void)
     cllm_engine_destroy(e);
 }
 
+/* Runs w to completion on e (submitted now); returns its usage's cached prompt tokens. */
+static int run_one(cllm_engine_t *e, work_t *w)
+{
+    cllm_request_t q;
+    cllm_output_t *o;
+    int32_t n;
+    int cached = -1, finished = 0;
+    request_for(w, &q);
+    w->n_got = 0;
+    CHECK(cllm_engine_submit(e, &q, &w->id) == CLLM_OK, "submit: %s", cllm_error_message());
+    for (int guard = 0; guard < 1000 && !finished; guard++) {
+        CHECK(cllm_engine_step(e, &n) == CLLM_OK, "step: %s", cllm_error_message());
+        while (!finished && cllm_engine_poll(e, w->id, 0, &o) == CLLM_OK && o) {
+            for (size_t i = 0; i < o->n_tokens && w->n_got < MAX_OUT; i++) w->got[w->n_got++] = o->tokens[i];
+            if (o->finish) {
+                finished = 1;
+                cached = o->n_cached_tokens;
+            }
+            cllm_output_free(o);
+        }
+    }
+    CHECK(finished, "request did not finish");
+    return cached;
+}
+
+/* Partial-block prefix reuse: B shares A's first 21 tokens (block size 8: 2 full blocks and 5
+ * tokens of A's third block). B's hit counts all 21, and its output equals its run alone with
+ * caching off, so the 5 copied slots are exactly what recomputation gives. The pool is exactly
+ * one 128-token sequence: A's blocks are freed last block first, so B's new block is A's last
+ * and B's prefill then takes every other free block, the donor last: the donor is reallocated
+ * and written in the very step that copies from it. */
+static void test_partial_block_hit(void)
+{
+    static work_t a, b;
+    cllm_engine_config_t cfg;
+    cllm_engine_stats_t st;
+    cllm_engine_t *e;
+
+    a.n_prompt = b.n_prompt = 124;
+    a.max_tokens = b.max_tokens = 4;
+    a.prompt[0] = b.prompt[0] = 1;
+    for (int j = 1; j < 124; j++) {
+        a.prompt[j] = (int32_t)(3 + rnd(500));
+        b.prompt[j] = j < 21 ? a.prompt[j] : (int32_t)(3 + (a.prompt[j] + 1 + (int32_t)rnd(400)) % 500);
+    }
+    run_alone(&b);
+    for (int pass = 0; pass < 2; pass++) {
+        cllm_engine_config_default(&cfg);
+        cfg.model_path = MODEL;
+        cfg.n_threads = 1;
+        cfg.block_size = 8;
+        cfg.max_model_len = 128;
+        cfg.num_blocks = 16;
+        cfg.enable_prefix_caching = pass == 0;
+        cfg.check_invariants = true;
+        if (cllm_engine_create(&cfg, &e) != CLLM_OK) {
+            CHECK(0, "create: %s", cllm_error_message());
+            return;
+        }
+        CHECK(run_one(e, &a) == 0, "A hits nothing");
+        CHECK(run_one(e, &b) == (pass == 0 ? 21 : 0), "pass %d: B's cached prompt tokens", pass);
+        CHECK(b.n_got == b.n_alone && !memcmp(b.got, b.alone, sizeof(int32_t) * (size_t)b.n_got),
+              "pass %d: B after a partial-block hit differs from its run alone", pass);
+        cllm_engine_get_stats(e, &st);
+        CHECK(st.prefix_cache_hits == (pass == 0 ? 21u : 0u) && st.n_blocks_used == 0,
+              "pass %d: prefix hits %llu, %d blocks used", pass, (unsigned long long)st.prefix_cache_hits,
+              st.n_blocks_used);
+        cllm_engine_destroy(e);
+    }
+}
+
 int main(void)
 {
+    test_partial_block_hit();
     test_text_and_stop();
     test_threaded();
     test_same_answer_any_path();

@@ -501,6 +501,243 @@ static void test_forced_collision(void)
     kvm_destroy(kvm);
 }
 
+/* ---- partial-block reuse ---- */
+
+/* The pending copy of seq must be exactly (src, dst, n); it is consumed. */
+static void check_copy(kvm_seq_t *seq, int32_t src, int32_t dst, int32_t n, int line)
+{
+    int32_t s_ = -1, d_ = -1, n_ = -1;
+    bool got = kvm_take_pending_copy(seq, &s_, &d_, &n_);
+    if (n == 0 ? got : !got || s_ != src || d_ != dst || n_ != n) {
+        fprintf(stderr, "line %d: pending copy %d: %d -> %d, %d slots; expected %d -> %d, %d slots\n", line, got, s_,
+                d_, n_, src, dst, n);
+        n_failed++;
+    }
+    CHECK(!kvm_take_pending_copy(seq, &s_, &d_, &n_)); /* taken once */
+}
+#define COPY(seq, src, dst, n) check_copy(seq, src, dst, n, __LINE__)
+
+/* Donor choice (longest common prefix, ties to the lowest block id), the cap, the root's
+ * children, salts, ref counts untouched, stats, and duplicates when the new block fills. */
+static void test_partial_reuse(void)
+{
+    kvm_t *kvm = make_kvm(12, 4, true, 0);
+    kvm_seq_t a, x, y, z, c, r;
+    int32_t ta[13], tx[9] = {0, 1, 2, 3, 4, 5, 90, 91, 92}, ty[9] = {0, 1, 2, 3, 4, 5, 90, 7, 8};
+    int32_t tz[9] = {0, 1, 2, 3, 4, 5, 50, 8, 9}, tr[5] = {0, 1, 77, 78, 79};
+    kvm_stats_t st;
+
+    kvm_set_partial_block_reuse(kvm, true);
+    fill(ta, 13, 0);
+    CHECK_OK(kvm_init_seq(kvm, &a, 64, NULL, 0));
+    CHECK(find_prefix(kvm, &a, ta, 13) == 0); /* nothing cached: no donor, no copy */
+    COPY(&a, 0, 0, 0);
+    CHECK_OK(kvm_allocate(kvm, &a, 13));
+    CHECK_OK(kvm_commit(kvm, &a, ta, 13));
+    TABLE(&a, 0, 1, 2, 3);
+    CHECK(has_key(kvm, 0) && has_key(kvm, 1) && has_key(kvm, 2) && !has_key(kvm, 3));
+
+    /* x: block 0 hits; block 1 (4 5 6 7) is block 0's only child and shares 4 5: a new block
+     * (the free list's head, 4) gets its slots [0, 2); the donor's ref count does not move */
+    CHECK_OK(kvm_init_seq(kvm, &x, 64, NULL, 0));
+    CHECK(find_prefix(kvm, &x, tx, 9) == 6);
+    TABLE(&x, 0, 4);
+    COPY(&x, 1, 4, 2);
+    CHECK(x.n_computed == 6 && x.n_linked == 1);
+    CHECK(ref_cnt(kvm, 1) == 1 && ref_cnt(kvm, 0) == 2 && ref_cnt(kvm, 4) == 1);
+    INVARIANTS(kvm, &a, &x);
+    CHECK_OK(kvm_allocate(kvm, &x, 3));
+    TABLE(&x, 0, 4, 5);
+    CHECK_OK(kvm_commit(kvm, &x, tx, 9)); /* block 4 is full: (4 5 90 91), a second child of 0 */
+    CHECK(has_key(kvm, 4) && !has_key(kvm, 5));
+    INVARIANTS(kvm, &a, &x);
+
+    /* y: children 1 (L 2) and 4 (L 3): the longest wins */
+    CHECK_OK(kvm_init_seq(kvm, &y, 64, NULL, 0));
+    CHECK(find_prefix(kvm, &y, ty, 9) == 7);
+    TABLE(&y, 0, 6);
+    COPY(&y, 4, 6, 3);
+    CHECK(ref_cnt(kvm, 4) == 1);
+    INVARIANTS(kvm, &a, &x, &y);
+
+    /* z: both children share 4 5 only: a tie goes to the lowest block id */
+    CHECK_OK(kvm_init_seq(kvm, &z, 64, NULL, 0));
+    CHECK(find_prefix(kvm, &z, tz, 9) == 6);
+    TABLE(&z, 0, 7);
+    COPY(&z, 1, 7, 2);
+    INVARIANTS(kvm, &a, &x, &y, &z);
+    kvm_free(kvm, &z);
+    FREE_LIST(kvm, 8, 9, 10, 11, 7);
+
+    /* the cap: a's first 8 tokens: the full hit stops at 1 block (one token must be computed),
+     * the partial takes 3 (n_tokens - 1 in all); 6 tokens: the partial takes 1 */
+    CHECK_OK(kvm_init_seq(kvm, &c, 64, NULL, 0));
+    CHECK(find_prefix(kvm, &c, ta, 8) == 7);
+    TABLE(&c, 0, 8);
+    COPY(&c, 1, 8, 3);
+    /* once full, block 8 holds what the donor holds: a duplicate, left uncached */
+    CHECK_OK(kvm_allocate(kvm, &c, 1));
+    CHECK_OK(kvm_commit(kvm, &c, ta, 8));
+    CHECK(!has_key(kvm, 8) && has_key(kvm, 1) && c.links[1].id == 1);
+    INVARIANTS(kvm, &a, &x, &y, &z, &c);
+    kvm_free(kvm, &c);
+    CHECK(find_prefix(kvm, &c, ta, 6) == 5);
+    TABLE(&c, 0, 9);
+    COPY(&c, 1, 9, 1);
+    kvm_free(kvm, &c);
+    CHECK(find_prefix(kvm, &c, ta, 5) == 4); /* 1 full block, nothing left for a partial */
+    TABLE(&c, 0);
+    COPY(&c, 0, 0, 0);
+    kvm_free(kvm, &c);
+    CHECK(find_prefix(kvm, &c, ta, 1) == 0 && find_prefix(kvm, &c, ta, 0) == 0);
+    COPY(&c, 0, 0, 0);
+    FREE_LIST(kvm, 10, 11, 7, 8, 9);
+    INVARIANTS(kvm, &a, &x, &y, &z, &c);
+
+    /* h = 0: the root's children (first blocks of the same salt); another salt finds none */
+    CHECK_OK(kvm_init_seq(kvm, &r, 64, NULL, 0));
+    CHECK(find_prefix(kvm, &r, tr, 5) == 2);
+    TABLE(&r, 10);
+    COPY(&r, 0, 10, 2);
+    CHECK(ref_cnt(kvm, 0) == 3);
+    kvm_deinit_seq(kvm, &r);
+    CHECK_OK(kvm_init_seq(kvm, &r, 64, "s", 1));
+    CHECK(find_prefix(kvm, &r, tr, 5) == 0);
+    TABLE_EMPTY(&r);
+    COPY(&r, 0, 0, 0);
+    /* peek counts the partial as find does, and changes nothing */
+    {
+        int32_t peek = -1;
+        kvm_seq_t p;
+        CHECK_OK(kvm_init_seq(kvm, &p, 64, NULL, 0));
+        CHECK_OK(kvm_peek_cached_prefix(kvm, &p, ty, 9, &peek));
+        CHECK(peek == 7 && p.n_blocks == 0 && !kvm_take_pending_copy(&p, &(int32_t){0}, &(int32_t){0}, &(int32_t){0}));
+        kvm_deinit_seq(kvm, &p);
+    }
+
+    /* y fills its new block with (4 5 90 7): a new child; a preempted y comes back and reuses
+     * its own block as the donor (equal content: nothing is duplicated in the index) */
+    CHECK_OK(kvm_allocate(kvm, &y, 2));
+    TABLE(&y, 0, 6, 11);
+    CHECK_OK(kvm_commit(kvm, &y, ty, 9));
+    CHECK(has_key(kvm, 6));
+    INVARIANTS(kvm, &a, &x, &y, &r);
+    kvm_free(kvm, &y);
+    CHECK(find_prefix(kvm, &y, ty, 9) == 8); /* blocks 0 and 6 hit in full */
+    TABLE(&y, 0, 6);
+    COPY(&y, 0, 0, 0);
+    kvm_get_stats(kvm, &st);
+    CHECK(st.prefix_cache_hits == 0 + 6 + 7 + 6 + 7 + 5 + 4 + 0 + 0 + 2 + 0 + 8);
+    CHECK(st.prefix_cache_queries == 13 + 9 + 9 + 9 + 8 + 6 + 5 + 1 + 0 + 5 + 5 + 9);
+    kvm_deinit_seq(kvm, &a);
+    kvm_deinit_seq(kvm, &x);
+    kvm_deinit_seq(kvm, &y);
+    kvm_deinit_seq(kvm, &z);
+    kvm_deinit_seq(kvm, &c);
+    kvm_deinit_seq(kvm, &r);
+    INVARIANTS_NONE(kvm);
+    kvm_destroy(kvm);
+
+    /* off (the default) or without prefix caching: full blocks only, never a copy */
+    for (int caching = 0; caching < 2; caching++) {
+        kvm = make_kvm(8, 4, caching, 0);
+        kvm_set_partial_block_reuse(kvm, !caching);
+        CHECK_OK(kvm_init_seq(kvm, &a, 64, NULL, 0));
+        CHECK_OK(kvm_init_seq(kvm, &x, 64, NULL, 0));
+        CHECK(find_prefix(kvm, &a, ta, 13) == 0);
+        CHECK_OK(kvm_allocate(kvm, &a, 13));
+        CHECK_OK(kvm_commit(kvm, &a, ta, 13));
+        CHECK(find_prefix(kvm, &x, tx, 9) == (caching ? 4 : 0));
+        COPY(&x, 0, 0, 0);
+        INVARIANTS(kvm, &a, &x);
+        kvm_deinit_seq(kvm, &a);
+        kvm_deinit_seq(kvm, &x);
+        kvm_destroy(kvm);
+    }
+}
+
+/* A donor that is a free cached block takes no reference, so the same scheduling step may hand
+ * it out again: as the new block itself (the slots are already in place), or to a later
+ * allocation (the engine copies before the forward pass writes, so it is still intact). Its key
+ * leaves the map and the child index. */
+static void test_partial_donor_reallocated(void)
+{
+    int32_t t8[8] = {0, 1, 2, 3, 4, 5, 6, 7}, tb[10] = {0, 1, 2, 3, 4, 5, 99, 98, 97, 96};
+    kvm_t *kvm = make_kvm(2, 4, true, 0);
+    kvm_seq_t a, b;
+    kvm_stats_t st;
+
+    kvm_set_partial_block_reuse(kvm, true);
+    CHECK_OK(kvm_init_seq(kvm, &a, 16, NULL, 0));
+    CHECK_OK(kvm_init_seq(kvm, &b, 16, NULL, 0));
+    CHECK_OK(kvm_allocate(kvm, &a, 8));
+    CHECK_OK(kvm_commit(kvm, &a, t8, 8));
+    kvm_free(kvm, &a);
+    FREE_LIST(kvm, 1, 0);
+    /* b hits block 0; the donor, block 1, is the head of the free list: it becomes b's block */
+    CHECK(find_prefix(kvm, &b, tb, 8) == 6);
+    TABLE(&b, 0, 1);
+    COPY(&b, 1, 1, 2);
+    CHECK(!has_key(kvm, 1) && has_key(kvm, 0));
+    FREE_LIST_EMPTY(kvm);
+    kvm_get_stats(kvm, &st);
+    CHECK(st.n_evictions == 1);
+    INVARIANTS(kvm, &b);
+    CHECK_OK(kvm_allocate(kvm, &b, 2));
+    CHECK_OK(kvm_commit(kvm, &b, tb, 8)); /* block 1 now (4 5 99 98): keyed, a child of 0 */
+    CHECK(has_key(kvm, 1));
+    INVARIANTS(kvm, &b);
+    kvm_deinit_seq(kvm, &a);
+    kvm_deinit_seq(kvm, &b);
+    INVARIANTS_NONE(kvm);
+    kvm_destroy(kvm);
+
+    /* three blocks: the new block is 2; the donor, 1, is taken by b's next allocation */
+    kvm = make_kvm(3, 4, true, 0);
+    kvm_set_partial_block_reuse(kvm, true);
+    CHECK_OK(kvm_init_seq(kvm, &a, 16, NULL, 0));
+    CHECK_OK(kvm_init_seq(kvm, &b, 16, NULL, 0));
+    CHECK_OK(kvm_allocate(kvm, &a, 8));
+    CHECK_OK(kvm_commit(kvm, &a, t8, 8));
+    kvm_free(kvm, &a);
+    FREE_LIST(kvm, 2, 1, 0);
+    CHECK(find_prefix(kvm, &b, tb, 10) == 6);
+    TABLE(&b, 0, 2);
+    COPY(&b, 1, 2, 2);
+    CHECK(ref_cnt(kvm, 1) == 0 && has_key(kvm, 1)); /* no reference taken */
+    FREE_LIST(kvm, 1);
+    CHECK_OK(kvm_allocate(kvm, &b, 4));
+    TABLE(&b, 0, 2, 1);
+    CHECK(!has_key(kvm, 1));
+    INVARIANTS(kvm, &b);
+    kvm_free(kvm, &b);
+    CHECK(find_prefix(kvm, &b, t8, 8) == 4); /* block 1's key is gone: no child of 0 left */
+    COPY(&b, 0, 0, 0);
+    kvm_free(kvm, &b);
+    CHECK_OK(kvm_allocate(kvm, &a, 8));
+    CHECK_OK(kvm_commit(kvm, &a, t8, 8)); /* blocks 1 (a duplicate of 0) and 2, a child of 0 */
+    TABLE(&a, 1, 2);
+    FREE_LIST(kvm, 0);
+    /* b hits the last free block, 0: no block is left for a partial, so none is taken */
+    CHECK(find_prefix(kvm, &b, tb, 10) == 4);
+    COPY(&b, 0, 0, 0);
+    CHECK(kvm_allocate(kvm, &b, 6) == CLLM_NO_SPACE);
+    kvm_free(kvm, &b);
+    kvm_free(kvm, &a);
+    FREE_LIST(kvm, 0, 2, 1);
+    /* now the partial is taken: the donor, 2, is the head once 0 is hit: the new block itself;
+     * a lookup given back (admission refused) drops its copy with its blocks */
+    CHECK(find_prefix(kvm, &b, tb, 10) == 6);
+    TABLE(&b, 0, 2);
+    kvm_free(kvm, &b);
+    COPY(&b, 0, 0, 0);
+    INVARIANTS(kvm, &a, &b);
+    kvm_deinit_seq(kvm, &a);
+    kvm_deinit_seq(kvm, &b);
+    INVARIANTS_NONE(kvm);
+    kvm_destroy(kvm);
+}
+
 /* ---- randomized stress ---- */
 
 enum { ST_MAX_TOKENS = 96, ST_N_REQ = 10, ST_N_BLOCKS = 48, ST_N_FAMILIES = 4 };
@@ -527,6 +764,8 @@ typedef struct {
     st_req_t req[ST_N_REQ];
     st_block_t blk[ST_N_BLOCKS];
     int32_t family[ST_N_FAMILIES][ST_MAX_TOKENS];
+    bool partial; /* partial-block reuse on */
+    long n_partial; /* admissions that reused a partial block */
     long n_hit_tokens, n_admits, n_preempts, n_finished, n_no_space;
 } stress_t;
 
@@ -569,12 +808,32 @@ static void stress_admit(stress_t *s, st_req_t *r, int step)
     int32_t n_cached = find_prefix(s->kvm, &r->seq, r->tokens, r->n_tokens);
     const int32_t *ids;
     int32_t n_ids;
+    int32_t n_full = n_cached / s->bs, n_part = n_cached % s->bs, src = -1, dst = -1, n_slots = 0;
+    bool copy = kvm_take_pending_copy(&r->seq, &src, &dst, &n_slots);
     kvm_block_table(&r->seq, &ids, &n_ids);
-    if (n_cached % s->bs != 0 || n_cached > r->n_tokens - 1 || n_ids * s->bs != n_cached) {
-        fprintf(stderr, "stress step %d: bad hit %d for %d tokens\n", step, n_cached, r->n_tokens);
+    if ((n_part && !s->partial) || n_cached > r->n_tokens - 1 || n_ids != n_full + (n_part != 0) ||
+        copy != (n_part != 0) || (copy && (n_slots != n_part || dst != ids[n_full]))) {
+        fprintf(stderr, "stress step %d: bad hit %d for %d tokens (%d blocks, copy %d: %d -> %d, %d slots)\n", step,
+                n_cached, r->n_tokens, n_ids, copy, src, dst, n_slots);
         n_failed++;
+        return;
     }
-    for (int32_t j = 0; j < n_ids; j++) {
+    if (copy) {
+        /* the donor is a full cached block extending exactly this salt and prefix for n_part
+         * tokens; the engine copies its slots: model that */
+        const st_block_t *d = &s->blk[src];
+        if (d->len != (n_full + 1) * s->bs || d->salt != r->salt ||
+            memcmp(d->prefix, r->tokens, (size_t)n_cached * sizeof(int32_t)) != 0) {
+            fprintf(stderr, "stress step %d: WRONG PARTIAL HIT: donor %d holds %d tokens (salt %d)\n", step, src,
+                    d->len, d->salt);
+            n_failed++;
+        }
+        s->blk[dst].salt = r->salt;
+        s->blk[dst].len = n_cached;
+        memcpy(s->blk[dst].prefix, r->tokens, (size_t)n_cached * sizeof(int32_t));
+        s->n_partial++;
+    }
+    for (int32_t j = 0; j < n_full; j++) {
         const st_block_t *b = &s->blk[ids[j]];
         int32_t end = (j + 1) * s->bs;
         if (b->len != end || b->salt != r->salt || memcmp(b->prefix, r->tokens, (size_t)end * sizeof(int32_t)) != 0) {
@@ -641,13 +900,15 @@ static void stress_new_request(stress_t *s, st_req_t *r)
     r->running = false;
 }
 
-static void stress_run(int32_t bs, bool caching, int32_t key_bits, int n_steps, uint64_t seed)
+static void stress_run(int32_t bs, bool caching, int32_t key_bits, bool partial, int n_steps, uint64_t seed)
 {
     static stress_t s; /* large: keep it off the stack */
     memset(&s, 0, sizeof(s));
     s.rng = seed;
     s.bs = bs;
+    s.partial = partial;
     s.kvm = make_kvm(ST_N_BLOCKS, bs, caching, key_bits);
+    kvm_set_partial_block_reuse(s.kvm, partial);
     for (int f = 0; f < ST_N_FAMILIES; f++)
         for (int i = 0; i < ST_MAX_TOKENS; i++) s.family[f][i] = (int32_t)rnd(&s, 1000);
     for (int b = 0; b < ST_N_BLOCKS; b++) s.blk[b].len = -1;
@@ -694,10 +955,11 @@ static void stress_run(int32_t bs, bool caching, int32_t key_bits, int n_steps, 
     {
         kvm_stats_t st;
         kvm_get_stats(s.kvm, &st);
-        printf("stress bs %d caching %d key_bits %d: %ld admits, %ld hit tokens, %ld preempts, %ld no-space, "
-               "%ld finished, %llu evictions\n",
-               bs, caching, key_bits, s.n_admits, s.n_hit_tokens, s.n_preempts, s.n_no_space, s.n_finished,
-               (unsigned long long)st.n_evictions);
+        printf("stress bs %d caching %d key_bits %d partial %d: %ld admits (%ld partial), %ld hit tokens, "
+               "%ld preempts, %ld no-space, %ld finished, %llu evictions\n",
+               bs, caching, key_bits, partial, s.n_admits, s.n_partial, s.n_hit_tokens, s.n_preempts, s.n_no_space,
+               s.n_finished, (unsigned long long)st.n_evictions);
+        CHECK(partial && caching && bs > 1 ? s.n_partial > 100 : s.n_partial == 0);
         CHECK(st.prefix_cache_hits == (uint64_t)s.n_hit_tokens);
         CHECK(s.n_admits > 500 && s.n_finished > 100 && s.n_preempts > 50);
         if (caching) CHECK(s.n_hit_tokens > 1000 && st.n_evictions > 100);
@@ -714,11 +976,18 @@ int main(void)
     test_disabled();
     test_no_space_and_args();
     test_forced_collision();
-    stress_run(4, true, 0, 20000, 0x1234567ull);
-    stress_run(4, true, 2, 20000, 0x2345678ull);
-    stress_run(1, true, 3, 20000, 0x3456789ull);
-    stress_run(3, true, 0, 20000, 0x456789aull);
-    stress_run(4, false, 0, 20000, 0x56789abull);
+    test_partial_reuse();
+    test_partial_donor_reallocated();
+    stress_run(4, true, 0, false, 20000, 0x1234567ull);
+    stress_run(4, true, 2, false, 20000, 0x2345678ull);
+    stress_run(1, true, 3, false, 20000, 0x3456789ull);
+    stress_run(3, true, 0, false, 20000, 0x456789aull);
+    stress_run(4, false, 0, false, 20000, 0x56789abull);
+    stress_run(4, true, 0, true, 20000, 0x6789abcull);
+    stress_run(4, true, 2, true, 20000, 0x789abcdull);
+    stress_run(3, true, 0, true, 20000, 0x89abcdeull);
+    stress_run(8, true, 3, true, 20000, 0x9abcdefull);
+    stress_run(4, false, 0, true, 20000, 0xabcdef0ull);
     if (n_failed) {
         fprintf(stderr, "test_kv_manager: %d checks failed\n", n_failed);
         return 1;

@@ -837,7 +837,7 @@ static void test_random(void)
 {
     int64_t total_steps = 0;
     int32_t max_steps = 0;
-    uint64_t total_preemptions = 0, total_hits = 0;
+    uint64_t total_preemptions = 0, total_hits = 0, total_copies = 0;
     for (int iter = 0; iter < 300 && n_failed == 0; iter++) {
         int32_t bs = 1 + (int32_t)rnd(8);
         int32_t max_len = 4 + (int32_t)rnd(60);
@@ -845,6 +845,7 @@ static void test_random(void)
         bool caching = rnd(5) != 0;
         int32_t key_bits = rnd(4) == 0 ? 1 + (int32_t)rnd(6) : 0; /* colliding keys */
         kvm_t *kvm = make_kvm(n_blocks, bs, caching, key_bits);
+        bool partial = iter % 2 == 1; /* partial-block reuse on every other run */
         sched_config_t cfg;
         sched_t *s = NULL;
         sched_req_t *reqs[RAND_REQS];
@@ -863,6 +864,7 @@ static void test_random(void)
         cfg.cache_aware = rnd(4) != 0;
         cfg.max_wait_steps = (int32_t)rnd(6);
         cfg.fcfs_queue_len = (int32_t)rnd(12);
+        kvm_set_partial_block_reuse(kvm, partial);
         CHECK_OK(sched_create(&cfg, kvm, &s));
         if (!s) return;
         /* livelock guard: runs take at most ~850 steps (budget 1, recomputation after
@@ -907,6 +909,23 @@ static void test_random(void)
                 break;
             }
             if (!check_random_batch(&b, cfg.max_num_batched_tokens, cfg.max_num_seqs, iter, step)) break;
+            /* copies: one per admission at most, into the new block at the hit's end */
+            for (int32_t c = 0; c < b.n_copies; c++) {
+                const sched_copy_t *cp = &b.copies[c];
+                bool found = false;
+                for (int32_t i = 0; i < b.n_items && !found; i++) {
+                    const sched_req_t *r = b.items[i].req;
+                    found = b.items[i].start % bs == cp->n_slots && r->kv.n_blocks > b.items[i].start / bs &&
+                            r->kv.block_ids[b.items[i].start / bs] == cp->dst_block;
+                }
+                if (!partial || !caching || !found || b.n_copies > b.n_items || cp->n_slots < 1 || cp->n_slots >= bs ||
+                    cp->src_block < 0 || cp->src_block >= n_blocks) {
+                    fprintf(stderr, "random %d step %d: bad copy %d -> %d, %d slots\n", iter, step, cp->src_block,
+                            cp->dst_block, cp->n_slots);
+                    n_failed++;
+                }
+                total_copies++;
+            }
             sched_get_stats(s, &st);
             /* progress: anything live is always worked on (every running request has a token
              * to compute here, and with nothing running nothing can be held) */
@@ -951,13 +970,51 @@ static void test_random(void)
         for (int32_t i = 0; i < n_added; i++) req_free(reqs[i]);
         kvm_destroy(kvm);
     }
-    printf("random: %lld steps (at most %d in a run), %llu preemptions, %llu prefix-hit tokens\n",
-           (long long)total_steps, max_steps, (unsigned long long)total_preemptions, (unsigned long long)total_hits);
-    CHECK(total_preemptions > 100 && total_hits > 1000); /* the run did exercise both */
+    printf("random: %lld steps (at most %d in a run), %llu preemptions, %llu prefix-hit tokens, %llu copies\n",
+           (long long)total_steps, max_steps, (unsigned long long)total_preemptions, (unsigned long long)total_hits,
+           (unsigned long long)total_copies);
+    CHECK(total_preemptions > 100 && total_hits > 1000 && total_copies > 100); /* the run did exercise them */
+}
+
+/* Partial-block reuse: an admission whose hit ends inside a cached block carries the copy in
+ * its step's batch (once), its item starts after the copied slots, and the partial tokens
+ * count in n_cached_prompt. */
+static void test_partial_copy(void)
+{
+    kvm_t *kvm = make_kvm(16, 4, true, 0);
+    sched_t *s = make_sched(kvm, 4, 64, true);
+    int32_t pb[9] = {0, 1, 2, 3, 4, 5, 6, 50, 51};
+    sched_req_t *a = req_seq(1, 0, 10, 1), *b2 = req_new(2, pb, 9, 1);
+    sched_batch_t b;
+
+    kvm_set_partial_block_reuse(kvm, true);
+    add(s, a);
+    STEP(s, &b);
+    BATCH(b, {a, 0, 10, true});
+    CHECK(b.n_copies == 0);
+    run_model(s, &b); /* a: blocks 0 1 2, 0 and 1 cached; finished: freed 2, 1, 0 */
+    CHECK(a->state == SCHED_FINISHED);
+    add(s, b2);
+    STEP(s, &b);
+    /* block 0 in full, then 3 tokens (4 5 6) of block 1 into a new block, 3 (the head) */
+    BATCH(b, {b2, 7, 2, true});
+    CHECK(b.n_copies == 1 && b.copies[0].src_block == 1 && b.copies[0].dst_block == 3 && b.copies[0].n_slots == 3);
+    CHECK(b2->n_cached_prompt == 7);
+    /* not committed: the same work is planned again, with no copy (the slots are in place) */
+    STEP(s, &b);
+    BATCH(b, {b2, 7, 2, true});
+    CHECK(b.n_copies == 0);
+    run_model(s, &b);
+    CHECK(b2->state == SCHED_FINISHED && blocks_used(kvm) == 0);
+    INVARIANTS(s);
+    sched_destroy(s);
+    kvm_destroy(kvm);
+    FREE_REQS(a, b2);
 }
 
 int main(void)
 {
+    test_partial_copy();
     test_kvm_peek();
     test_chunked_prefill();
     test_decodes_first();

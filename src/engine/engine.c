@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/threadpool.h"
 #include "engine/sampler.h"
@@ -89,13 +90,6 @@ struct cllm_engine {
     pthread_t thread;
     bool thread_started;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void cllm_engine_config_default(cllm_engine_config_t *cfg)
 {
@@ -253,6 +247,7 @@ status_t cllm_engine_create(const cllm_engine_config_t *cfg, cllm_engine_t **out
     mc.cache_namespace = e->model->weight_bytes * 1000003u ^ (uint64_t)e->model->hp.n_vocab * 31u ^
                          (uint64_t)e->model->hp.n_layer;
     if ((st = kvm_create(&mc, &e->kvm)) != CLLM_OK) goto out_fail;
+    kvm_set_partial_block_reuse(e->kvm, true); /* a no-op without prefix caching */
     sched_config_default(&sc);
     sc.max_num_seqs = e->cfg.max_num_seqs;
     sc.max_num_batched_tokens = e->cfg.max_num_batched_tokens;
@@ -448,7 +443,7 @@ static status_t req_build(cllm_engine_t *e, const cllm_request_t *q, engine_req_
     r->stream.started = true; /* generated text continues the prompt: keep its first space */
     r->logprobs = q->logprobs;
     r->stop_token = r->stop_string = -1;
-    r->t_submit = now_s();
+    r->t_submit = clock_now_s();
     *out = r;
     return CLLM_OK;
 }
@@ -730,6 +725,12 @@ status_t cllm_engine_step(cllm_engine_t *e, int32_t *n_scheduled)
     pthread_mutex_unlock(&e->mu);
 
     if ((st = sched_schedule(e->sched, &b)) != CLLM_OK) return st;
+    /* partial-block prefix reuse: cached slots go into the admitted requests' new blocks now,
+     * in order, before forward_run writes any K/V (a donor reallocated in this step is intact) */
+    for (int32_t i = 0; i < b.n_copies; i++)
+        if ((st = kv_cache_copy_slots(e->kv, b.copies[i].src_block, b.copies[i].dst_block, b.copies[i].n_slots)) !=
+            CLLM_OK)
+            return st;
     if (b.n_items > 0) {
         /* one flat batch: each item's tokens in order, logits for the items that sample */
         for (int32_t i = 0; i < b.n_items; i++) {
@@ -758,7 +759,7 @@ status_t cllm_engine_step(cllm_engine_t *e, int32_t *n_scheduled)
         if ((st = forward_run(e->fw, &fb, e->logits)) != CLLM_OK) return st;
         if ((st = sched_commit(e->sched, &b)) != CLLM_OK) return st;
 
-        t = now_s();
+        t = clock_now_s();
         pthread_mutex_lock(&e->mu);
         for (int32_t i = 0, k = 0; i < b.n_items; i++) {
             engine_req_t *r = (engine_req_t *)b.items[i].req;

@@ -1,5 +1,6 @@
-/* block_pool.c: reference counts, the intrusive LRU free list and the open-addressing key map
- * of the KV blocks (see block_pool.h for the invariants and the exact-hit argument). */
+/* block_pool.c: reference counts, the intrusive LRU free list, the open-addressing key map
+ * and the parent -> cached children index of the KV blocks (see block_pool.h for the
+ * invariants and the exact-hit argument). */
 #include "kv/block_pool.h"
 
 #include <stdlib.h>
@@ -14,6 +15,11 @@ typedef struct {
     uint64_t gen;        /* allocations of this block so far: (id, gen) names a lifetime */
     block_key_t key;     /* valid when has_key */
     block_link_t parent; /* valid when has_key: the lifetime this block's content extends */
+    bool in_children;    /* linked into the child list of parent (has_key and the parent lifetime
+                            is current, or parent.id == -1) */
+    int32_t child_head;  /* first of this block's current lifetime's cached children, -1 none */
+    int32_t sib_prev;    /* child-list neighbours (block ids, -1 at the ends); valid when */
+    int32_t sib_next;    /* in_children */
 } block_t;
 
 struct block_pool {
@@ -28,6 +34,7 @@ struct block_pool {
     int32_t n_cached;    /* free blocks with has_key */
     int32_t *map;        /* (map_mask + 1) block ids, -1 empty; slot of a key: key.lo & map_mask */
     uint32_t map_mask;
+    int32_t root_child_head; /* cached first blocks (parent id -1), any salt; -1 none */
     uint64_t n_evictions;
 };
 
@@ -58,7 +65,9 @@ status_t block_pool_create(int32_t n_blocks, int32_t block_size, block_pool_t **
     }
     pool->map_mask = map_cap - 1;
     memset(pool->map, 0xff, (size_t)map_cap * sizeof(int32_t));
+    pool->root_child_head = -1;
     for (int32_t i = 0; i < n_blocks; i++) {
+        pool->blocks[i].child_head = -1;
         pool->blocks[i].prev = i - 1;
         pool->blocks[i].next = i + 1 < n_blocks ? i + 1 : -1;
     }
@@ -152,6 +161,53 @@ static void map_delete_slot(block_pool_t *pool, uint32_t s)
     pool->map[s] = -1;
 }
 
+/* ---- child index: parent lifetime -> its cached children ---- */
+
+static int32_t *child_head_of(block_pool_t *pool, int32_t parent_id)
+{
+    return parent_id >= 0 ? &pool->blocks[parent_id].child_head : &pool->root_child_head;
+}
+
+/* Links keyed block id at the head of its parent's child list. */
+static void children_link(block_pool_t *pool, int32_t id)
+{
+    block_t *b = &pool->blocks[id];
+    int32_t *head = child_head_of(pool, b->parent.id);
+    b->sib_prev = -1;
+    b->sib_next = *head;
+    if (*head >= 0) pool->blocks[*head].sib_prev = id;
+    *head = id;
+    b->in_children = true;
+}
+
+/* Takes block id out of its parent's child list (nothing when it is in none). */
+static void children_unlink(block_pool_t *pool, int32_t id)
+{
+    block_t *b = &pool->blocks[id];
+    if (!b->in_children) return;
+    if (b->sib_prev >= 0) pool->blocks[b->sib_prev].sib_next = b->sib_next;
+    else *child_head_of(pool, b->parent.id) = b->sib_next;
+    if (b->sib_next >= 0) pool->blocks[b->sib_next].sib_prev = b->sib_prev;
+    b->sib_prev = b->sib_next = -1;
+    b->in_children = false;
+}
+
+/* Block id starts a new lifetime: its children (named by the old one) can never match again
+ * (their parent gen is stale), so they leave the index, O(children). They stay keyed until
+ * evicted; their own children keep their lists (unreachable, evicted in time). */
+static void children_detach_all(block_pool_t *pool, int32_t id)
+{
+    int32_t c = pool->blocks[id].child_head;
+    while (c >= 0) {
+        block_t *cb = &pool->blocks[c];
+        int32_t next = cb->sib_next;
+        cb->sib_prev = cb->sib_next = -1;
+        cb->in_children = false;
+        c = next;
+    }
+    pool->blocks[id].child_head = -1;
+}
+
 /* ---- blocks ---- */
 
 status_t block_pool_alloc(block_pool_t *pool, int32_t n, int32_t *ids)
@@ -162,7 +218,9 @@ status_t block_pool_alloc(block_pool_t *pool, int32_t n, int32_t *ids)
         int32_t id = pool->head;
         block_t *b = &pool->blocks[id];
         free_list_remove(pool, id);
+        children_detach_all(pool, id);
         if (b->has_key) { /* lazy eviction: the key goes only now */
+            children_unlink(pool, id);
             map_delete_slot(pool, map_probe(pool, b->key));
             b->has_key = false;
             pool->n_evictions++;
@@ -247,8 +305,45 @@ status_t block_pool_cache(block_pool_t *pool, int32_t id, block_key_t key, block
     b->extra_len = (uint8_t)extra_len;
     memcpy(pool->tokens + (size_t)id * bs, tokens, bs * sizeof(int32_t));
     if (extra_len) memcpy(pool->extra + (size_t)id * BLOCK_POOL_EXTRA_MAX, extra, extra_len);
+    /* a parent named by an older lifetime has no list for it: such a child can never match */
+    if (parent.id < 0 || (pool_valid_id(pool, parent.id) && pool->blocks[parent.id].gen == parent.gen))
+        children_link(pool, id);
     *canon = block_pool_link(pool, id);
     return CLLM_OK;
+}
+
+int32_t block_pool_find_partial(const block_pool_t *pool, block_link_t parent, const int32_t *tokens,
+                                int32_t n_tokens, const void *extra, size_t extra_len, int32_t *n_match)
+{
+    int32_t best = -1, best_len = 0;
+    size_t bs = (size_t)pool->block_size;
+    int32_t c;
+
+    *n_match = 0;
+    if (n_tokens > pool->block_size) n_tokens = pool->block_size;
+    if (n_tokens < 1) return -1;
+    if (parent.id >= 0) {
+        if (!pool_valid_id(pool, parent.id) || pool->blocks[parent.id].gen != parent.gen) return -1;
+        c = pool->blocks[parent.id].child_head;
+    } else {
+        c = pool->root_child_head;
+    }
+    for (; c >= 0; c = pool->blocks[c].sib_next) {
+        const block_t *b = &pool->blocks[c];
+        const int32_t *t = pool->tokens + (size_t)c * bs;
+        int32_t len = 0;
+        if (b->parent.id != parent.id || b->parent.gen != parent.gen) continue;
+        if (parent.id < 0 && (b->extra_len != extra_len ||
+                              (extra_len && memcmp(pool->extra + (size_t)c * BLOCK_POOL_EXTRA_MAX, extra, extra_len))))
+            continue;
+        while (len < n_tokens && t[len] == tokens[len]) len++;
+        if (len > best_len || (len == best_len && len > 0 && c < best)) {
+            best = c;
+            best_len = len;
+        }
+    }
+    *n_match = best_len;
+    return best;
 }
 
 int32_t block_pool_ref_cnt(const block_pool_t *pool, int32_t id)
@@ -270,6 +365,40 @@ int32_t block_pool_free_list(const block_pool_t *pool, int32_t *ids, int32_t cap
         n++;
     }
     return n;
+}
+
+/* The child index: every list's members are keyed, name its owner's current lifetime as parent
+ * and link back; a keyed block is listed exactly when its parent lifetime is current. */
+static status_t check_children(const block_pool_t *pool)
+{
+    int32_t n_listed = 0, n_should = 0;
+    for (int32_t owner = -1; owner < pool->n_blocks; owner++) {
+        int32_t prev = -1;
+        int32_t c = owner >= 0 ? pool->blocks[owner].child_head : pool->root_child_head;
+        for (; c >= 0; prev = c, c = pool->blocks[c].sib_next) {
+            const block_t *b;
+            if (c >= pool->n_blocks || ++n_listed > pool->n_blocks)
+                return cllm_error(CLLM_ERR_INTERNAL, "block pool: child list of %d is cyclic or names block %d", owner,
+                                  c);
+            b = &pool->blocks[c];
+            if (!b->has_key || !b->in_children || b->parent.id != owner || b->sib_prev != prev ||
+                (owner >= 0 && b->parent.gen != pool->blocks[owner].gen))
+                return cllm_error(CLLM_ERR_INTERNAL, "block pool: block %d does not belong in the child list of %d", c,
+                                  owner);
+        }
+    }
+    for (int32_t id = 0; id < pool->n_blocks; id++) {
+        const block_t *b = &pool->blocks[id];
+        bool current = b->has_key && (b->parent.id < 0 || (b->parent.id < pool->n_blocks &&
+                                                             pool->blocks[b->parent.id].gen == b->parent.gen));
+        if (b->in_children != current)
+            return cllm_error(CLLM_ERR_INTERNAL, "block pool: block %d is %s the child index", id,
+                              b->in_children ? "wrongly in" : "missing from");
+        n_should += current;
+    }
+    if (n_should != n_listed)
+        return cllm_error(CLLM_ERR_INTERNAL, "block pool: child lists hold %d blocks, %d should", n_listed, n_should);
+    return CLLM_OK;
 }
 
 status_t block_pool_check(const block_pool_t *pool, const int32_t *refs)
@@ -334,8 +463,11 @@ status_t block_pool_check(const block_pool_t *pool, const int32_t *refs)
             goto out;
         }
     }
-    if (map_entries != n_keyed)
+    if (map_entries != n_keyed) {
         st = cllm_error(CLLM_ERR_INTERNAL, "block pool: map has %d keys, %d blocks hold one", map_entries, n_keyed);
+        goto out;
+    }
+    st = check_children(pool);
 out:
     free(seen);
     return st;

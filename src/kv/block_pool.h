@@ -29,7 +29,15 @@
  * to level i. A parent named by an older lifetime fails the gen test, so a block whose parent
  * was evicted and reused is never matched through the new content. (Comparing the parent's KEY
  * instead would not be enough: two different prefixes with equal keys could then splice.) A
- * collision therefore costs at most a miss, never a wrong block. */
+ * collision therefore costs at most a miss, never a wrong block.
+ *
+ * Child index (partial-block reuse). Every keyed block whose parent lifetime is current (or
+ * whose parent is the root, id -1) is in its parent's child list (intrusive, doubly linked
+ * through the children; one list per block for its current lifetime, one for the root): linked
+ * by block_pool_cache, unlinked when allocation evicts the block, and a block's whole list is
+ * dropped in O(children) when allocation starts its new lifetime (those children name a stale
+ * gen and can never match again). block_pool_find_partial walks one list: O(children), never a
+ * scan of the pool. */
 #ifndef CLLM_KV_BLOCK_POOL_H
 #define CLLM_KV_BLOCK_POOL_H
 
@@ -85,6 +93,15 @@ block_link_t block_pool_link(const block_pool_t *pool, int32_t id);
  * parent.id == -1 the extra bytes), or -1. Takes no reference. */
 int32_t block_pool_find(const block_pool_t *pool, block_key_t key, block_link_t parent, const int32_t *tokens,
                         const void *extra, size_t extra_len);
+
+/* Among the cached children of parent (keyed blocks whose parent link is exactly parent, and
+ * for parent.id == -1 whose extra bytes equal extra), the one whose stored tokens share the
+ * longest common prefix with tokens[0, n_tokens) (n_tokens capped at block_size); ties go to the
+ * lowest block id. Returns it with *n_match = that prefix length (>= 1), or -1 with *n_match 0
+ * when no child shares even the first token. O(children of parent). Takes no reference: the
+ * caller copies the donor's leading *n_match slots before anything can overwrite them. */
+int32_t block_pool_find_partial(const block_pool_t *pool, block_link_t parent, const int32_t *tokens,
+                                int32_t n_tokens, const void *extra, size_t extra_len, int32_t *n_match);
 
 /* Registers the full, written block id (referenced, holding no key) as the cache entry for key
  * with content (parent, tokens (block_size), extra (parent.id == -1 only; at most

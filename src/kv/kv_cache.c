@@ -113,3 +113,25 @@ void kv_cache_store(kv_cache_t *kv, int layer, int32_t block, int32_t offset, co
                            (size_t)c->head_dim);
     }
 }
+
+status_t kv_cache_copy_slots(kv_cache_t *kv, int32_t src, int32_t dst, int32_t n_slots)
+{
+    const kv_cache_config_t *c = &kv->cfg;
+    size_t block_rows = (size_t)c->n_head_kv * (size_t)c->block_size; /* rows of one block */
+    size_t n_bytes = (size_t)n_slots * kv->head_bytes;                 /* one head's slots [0, n) */
+
+    if (src < 0 || src >= c->n_blocks || dst < 0 || dst >= c->n_blocks || n_slots < 0 || n_slots > c->block_size)
+        return cllm_error(CLLM_ERR_INVALID_ARG, "kv cache: copy of %d slots from block %d to %d (%d blocks of %d)",
+                          n_slots, src, dst, c->n_blocks, c->block_size);
+    if (src == dst || n_slots == 0) return CLLM_OK;
+    for (int l = 0; l < c->n_layer; l++) {
+        for (int h = 0; h < c->n_head_kv; h++) {
+            /* head h of a block: block_size contiguous rows of head_dim */
+            size_t s_row = (size_t)src * block_rows + (size_t)h * (size_t)c->block_size;
+            size_t d_row = (size_t)dst * block_rows + (size_t)h * (size_t)c->block_size;
+            memcpy((char *)kv->k[l] + d_row * kv->head_bytes, (char *)kv->k[l] + s_row * kv->head_bytes, n_bytes);
+            memcpy((char *)kv->v[l] + d_row * kv->head_bytes, (char *)kv->v[l] + s_row * kv->head_bytes, n_bytes);
+        }
+    }
+    return CLLM_OK;
+}

@@ -42,4 +42,11 @@ void *kv_cache_v(kv_cache_t *kv, int layer);
  * (block, offset), converting to the cache dtype. */
 void kv_cache_store(kv_cache_t *kv, int layer, int32_t block, int32_t offset, const float *k, const float *v);
 
+/* Copies slots [0, n_slots) of block src into the same slots of block dst: every layer, K and
+ * V, every kv head (partial-block prefix reuse: the leading tokens of a cached block). Bytes are
+ * copied as stored, so the copy is bitwise what recomputing those tokens wrote. src == dst or
+ * n_slots == 0 does nothing. CLLM_ERR_INVALID_ARG for a bad block id or n_slots out of
+ * 0..block_size. */
+status_t kv_cache_copy_slots(kv_cache_t *kv, int32_t src, int32_t dst, int32_t n_slots);
+
 #endif

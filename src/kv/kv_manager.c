@@ -1,7 +1,9 @@
 /* kv_manager.c: block tables and prefix caching over the block pool (see kv_manager.h).
  * Keeps: per sequence, table blocks [0, n_linked) are full and stand in the cache (hit or
  * committed), keys[0, n_hashed) are the chained keys of its first full blocks, and
- * n_computed <= n_blocks * block_size; the pool keeps the block invariants. */
+ * n_computed <= n_blocks * block_size; a pending partial copy (copy_n > 0, between
+ * kvm_find_cached_prefix and kvm_take_pending_copy) targets table block n_linked, the table's
+ * last, and n_computed = n_linked * block_size + copy_n; the pool keeps the block invariants. */
 #include "kv/kv_manager.h"
 
 #include <stdlib.h>
@@ -12,6 +14,7 @@ struct kvm {
     block_pool_t *pool;
     uint64_t n_query_tokens; /* prefix-cache queries, in tokens */
     uint64_t n_hit_tokens;   /* prefix-cache hits, in tokens */
+    bool partial_reuse;      /* partial-block reuse after the full-block hit */
 };
 
 /* The parent of a sequence's first block: no block, compared through the salt instead. */
@@ -35,6 +38,11 @@ status_t kvm_create(const kvm_config_t *cfg, kvm_t **out)
     }
     *out = kvm;
     return CLLM_OK;
+}
+
+void kvm_set_partial_block_reuse(kvm_t *kvm, bool on)
+{
+    kvm->partial_reuse = on;
 }
 
 void kvm_destroy(kvm_t *kvm)
@@ -95,6 +103,21 @@ static void seq_hash_block(const kvm_t *kvm, kvm_seq_t *seq, int32_t i, const in
     seq->n_hashed = i + 1;
 }
 
+/* The partial-block donor after a full-block hit of h blocks whose last lifetime is parent:
+ * the cached child of parent sharing the longest prefix with tokens [h*bs, ...), with the
+ * length capped at block_size - 1 and at n_tokens - 1 - h*bs (the last token is computed). */
+static int32_t find_partial(const kvm_t *kvm, const kvm_seq_t *seq, block_link_t parent, const int32_t *tokens,
+                            int32_t n_tokens, int32_t h, int32_t *n_match)
+{
+    int32_t bs = kvm->cfg.block_size;
+    int32_t cap = n_tokens - 1 - h * bs;
+    if (cap > bs - 1) cap = bs - 1;
+    *n_match = 0;
+    if (!kvm->partial_reuse || cap < 1) return -1;
+    return block_pool_find_partial(kvm->pool, parent, tokens + (size_t)h * (size_t)bs, cap, seq->salt,
+                                   seq->salt_len, n_match);
+}
+
 status_t kvm_find_cached_prefix(kvm_t *kvm, kvm_seq_t *seq, const int32_t *tokens, int32_t n_tokens,
                                 int32_t *n_cached_tokens)
 {
@@ -110,6 +133,7 @@ status_t kvm_find_cached_prefix(kvm_t *kvm, kvm_seq_t *seq, const int32_t *token
         return cllm_error(CLLM_ERR_RANGE, "kv manager: %d tokens, the sequence takes 0..%d", n_tokens, seq->max_tokens);
     seq->n_computed = 0;
     seq->n_linked = 0;
+    seq->copy_n = 0;
     if (!kvm->cfg.enable_prefix_caching) return CLLM_OK;
 
     /* the last token is always computed: its logits are needed */
@@ -126,6 +150,20 @@ status_t kvm_find_cached_prefix(kvm_t *kvm, kvm_seq_t *seq, const int32_t *token
     }
     seq->n_blocks = seq->n_linked = i;
     seq->n_computed = i * bs;
+    if (i * bs < n_tokens - 1) {
+        int32_t n_match, dst;
+        int32_t donor = find_partial(kvm, seq, parent, tokens, n_tokens, i, &n_match);
+        /* the new block comes from the free list: the donor itself may be what it hands out
+         * (then the slots are already in place), see kv_manager.h */
+        if (donor >= 0 && block_pool_alloc(kvm->pool, 1, &dst) == CLLM_OK) {
+            seq->block_ids[i] = dst;
+            seq->n_blocks = i + 1;
+            seq->n_computed += n_match;
+            seq->copy_src = donor;
+            seq->copy_dst = dst;
+            seq->copy_n = n_match;
+        }
+    }
     kvm->n_query_tokens += (uint64_t)n_tokens;
     kvm->n_hit_tokens += (uint64_t)seq->n_computed;
     *n_cached_tokens = seq->n_computed;
@@ -156,6 +194,11 @@ status_t kvm_peek_cached_prefix(const kvm_t *kvm, kvm_seq_t *seq, const int32_t 
         parent = block_pool_link(kvm->pool, id);
     }
     *n_cached_tokens = i * bs;
+    if (i * bs < n_tokens - 1) {
+        int32_t n_match;
+        find_partial(kvm, seq, parent, tokens, n_tokens, i, &n_match);
+        *n_cached_tokens += n_match;
+    }
     return CLLM_OK;
 }
 
@@ -225,6 +268,17 @@ void kvm_free(kvm_t *kvm, kvm_seq_t *seq)
     seq->n_blocks = 0;
     seq->n_computed = 0;
     seq->n_linked = 0;
+    seq->copy_n = 0; /* a copy into a released block is moot */
+}
+
+bool kvm_take_pending_copy(kvm_seq_t *seq, int32_t *src, int32_t *dst, int32_t *n_slots)
+{
+    if (seq->copy_n <= 0) return false;
+    *src = seq->copy_src;
+    *dst = seq->copy_dst;
+    *n_slots = seq->copy_n;
+    seq->copy_n = 0;
+    return true;
 }
 
 void kvm_block_table(const kvm_seq_t *seq, const int32_t **ids, int32_t *n)
@@ -259,6 +313,11 @@ static status_t check_seq(const kvm_t *kvm, const kvm_seq_t *seq, int32_t s, int
                                        : seq->n_linked != 0)
         return cllm_error(CLLM_ERR_INTERNAL, "kv manager: sequence %d: %d blocks linked, %d hashed, %d computed", s,
                           seq->n_linked, seq->n_hashed, seq->n_computed);
+    if (seq->copy_n > 0 && (seq->n_blocks != seq->n_linked + 1 || seq->copy_dst != seq->block_ids[seq->n_linked] ||
+                            seq->n_computed != seq->n_linked * bs + seq->copy_n || seq->copy_src < 0 ||
+                            seq->copy_src >= kvm->cfg.n_blocks))
+        return cllm_error(CLLM_ERR_INTERNAL, "kv manager: sequence %d: pending copy %d -> %d (%d slots) out of place",
+                          s, seq->copy_src, seq->copy_dst, seq->copy_n);
     for (int32_t i = 0; i < seq->n_blocks; i++) {
         int32_t id = seq->block_ids[i];
         if (id < 0 || id >= kvm->cfg.n_blocks)

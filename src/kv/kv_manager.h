@@ -21,7 +21,21 @@
  * Invariants (kvm_check_invariants checks them): a block's ref_cnt is the number of live block
  * tables holding it; free blocks (ref 0) are exactly the free list; cached keys are exact (a hit
  * is verified token for token, see block_pool.h, so a key collision costs a miss, never wrong
- * K/V); with prefix caching disabled nothing is hashed or cached. */
+ * K/V); with prefix caching disabled nothing is hashed or cached.
+ *
+ * Partial-block reuse (off at create; kvm_set_partial_block_reuse turns it on, as the engine
+ * does with prefix caching). After the chain of full-block hits (h blocks),
+ * kvm_find_cached_prefix looks among the cached children of the last matched block (or of the
+ * root, for h == 0; see block_pool_find_partial) for the one sharing the longest run L >= 1 of
+ * the request's next tokens. If found, a NEW block is allocated at table index h and the request must get the
+ * donor's slots [0, L) copied into it (K and V, every layer) before the model writes anything in
+ * that step: n_computed = h * block_size + L. The copy is left pending in the sequence
+ * (kvm_take_pending_copy); the KV manager touches no K/V. The donor takes no reference: it may
+ * be a free cached block, and a later allocation of the same scheduling step may take it (even
+ * the new block itself may be the donor, when it was the free list's head: then nothing needs
+ * copying). That is safe because every K/V write of a step happens in the forward pass, after
+ * the step's copies are done in the order they were made: a donor reallocated in the step still
+ * holds its old content when it is copied from. */
 #ifndef CLLM_KV_KV_MANAGER_H
 #define CLLM_KV_KV_MANAGER_H
 
@@ -59,6 +73,9 @@ typedef struct {
     block_link_t *links;    /* (cap_blocks): links[i] = the block lifetime standing for the prefix
                                up to block i (parent of block i + 1); NULL without prefix caching */
     block_key_t root_key;   /* the key of the salt: parent of block 0 */
+    int32_t copy_src;       /* pending partial-block copy from kvm_find_cached_prefix: slots */
+    int32_t copy_dst;       /* [0, copy_n) of block copy_src go to copy_dst (table block */
+    int32_t copy_n;         /* n_linked); copy_n 0: none */
     size_t salt_len;
     char salt[KVM_SALT_MAX];
 } kvm_seq_t;
@@ -79,6 +96,10 @@ typedef struct kvm kvm_t;
 status_t kvm_create(const kvm_config_t *cfg, kvm_t **out);
 void kvm_destroy(kvm_t *kvm);
 
+/* Turns partial-block reuse (above) on or off (off after kvm_create; nothing happens without
+ * prefix caching). Affects later prefix lookups only. */
+void kvm_set_partial_block_reuse(kvm_t *kvm, bool on);
+
 /* Prepares seq for a request of at most max_tokens (>= 1) tokens with an optional cache salt
  * (salt_len bytes, 0..KVM_SALT_MAX; salt may be NULL when 0): the salt enters the first block's
  * key, so requests with different salts never share blocks. CLLM_ERR_INVALID_ARG,
@@ -93,13 +114,25 @@ void kvm_deinit_seq(kvm_t *kvm, kvm_seq_t *seq);
  * longer be evicted) and appends them to the table; *n_cached_tokens = n_computed = hit blocks *
  * block_size. Counts n_tokens queried and the hit in the stats. Without prefix caching: 0, no
  * stats. If the request is then not admitted (kvm_allocate says CLLM_NO_SPACE), kvm_free gives
- * the hit blocks back, still cached. CLLM_ERR_INVALID_ARG (seq holds blocks), CLLM_ERR_RANGE. */
+ * the hit blocks back, still cached. CLLM_ERR_INVALID_ARG (seq holds blocks), CLLM_ERR_RANGE.
+ * With partial-block reuse on, after the full-block hit (h blocks) the partial step above: the
+ * donor is the cached child with the longest common prefix L (ties: the lowest block id), L
+ * capped so that the whole hit stays <= n_tokens - 1 (and L <= block_size - 1); it is taken only
+ * when a free block exists for the new block (else the hit is the h full blocks). The L tokens
+ * count as hit tokens in the stats and in *n_cached_tokens; the copy waits in seq
+ * (kvm_take_pending_copy) until taken or kvm_free. */
 status_t kvm_find_cached_prefix(kvm_t *kvm, kvm_seq_t *seq, const int32_t *tokens, int32_t n_tokens,
                                 int32_t *n_cached_tokens);
+
+/* The copy kvm_find_cached_prefix left pending for seq, if any: true with slots [0, *n_slots)
+ * of block *src to go into block *dst, and the copy is no longer pending; false when none. The
+ * scheduler hands it to the engine once the request is admitted. */
+bool kvm_take_pending_copy(kvm_seq_t *seq, int32_t *src, int32_t *dst, int32_t *n_slots);
 
 /* Read-only twin of kvm_find_cached_prefix (the scheduler ranks waiting requests with it): the
  * hit, in tokens and with the same cap, that kvm_find_cached_prefix would take now, but no
  * reference is taken, no table or counter changes and no stats are counted. seq may hold blocks.
+ * The partial-block part is counted as find would, free block or not.
  * Only seq's running key chain grows (keys are kept: each block is hashed once per sequence);
  * on a miss before the cap the missed block's key is hashed too, so kvm_seq_block_key of that
  * block is then free. Without prefix caching: 0. CLLM_ERR_RANGE (n_tokens out of 0..max_tokens). */

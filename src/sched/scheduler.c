@@ -2,7 +2,8 @@
  *
  * Owns the two request queues (intrusive doubly linked lists through sched_req_t.prev/next:
  * waiting in FCFS order with preempted requests at the front, running in admission order, so
- * the most recently admitted is always the running tail), the step's batch arrays and the
+ * the most recently admitted is always the running tail), the step's batch arrays (items,
+ * partial-block copies: at most one per admission, in admission order), and the
  * in-flight key set of cache-aware admission. Keeps: a live request is in exactly one queue and
  * its state says which; waiting requests hold no KV blocks; n_waiting / n_running count the
  * lists; n_running <= max_num_seqs; the last batch's tokens <= max_num_batched_tokens. Every
@@ -35,6 +36,9 @@ struct sched {
     int32_t cap_items;
     int32_t n_items;
     int32_t n_batch_tokens;   /* sum of the items' n_new */
+    sched_copy_t *copies;     /* (cap_copies): at most one per admission */
+    int32_t cap_copies;
+    int32_t n_copies;
     sched_req_t **preempted;  /* (cap_preempted) */
     int32_t cap_preempted;
     int32_t n_preempted;
@@ -230,6 +234,7 @@ void sched_destroy(sched_t *s)
     while (s->run_head) sched_finish(s, s->run_head);
     while (s->wait_head) sched_finish(s, s->wait_head);
     free(s->items);
+    free(s->copies);
     free(s->preempted);
     free(s->flight_keys);
     free(s->flight_stamps);
@@ -417,6 +422,10 @@ static status_t admit(sched_t *s, sched_req_t *r, int32_t *budget, bool *admitte
     s->n_running++;
     r->state = SCHED_RUNNING;
     if (r->admitted == 0) r->n_cached_prompt = hit;
+    {
+        sched_copy_t *c = &s->copies[s->n_copies]; /* reserved: one per admission at most */
+        if (kvm_take_pending_copy(&r->kv, &c->src_block, &c->dst_block, &c->n_slots)) s->n_copies++;
+    }
     r->admitted = ++s->n_admissions;
     batch_add_item(s, r, hit, n_new);
     *budget -= n_new;
@@ -468,6 +477,9 @@ static status_t reserve_step(sched_t *s)
     status_t st = grow_array(s->items, &s->cap_items, n_items, sizeof(*s->items), &p);
     s->items = p;
     if (st != CLLM_OK) return st;
+    st = grow_array(s->copies, &s->cap_copies, n_items, sizeof(*s->copies), &p);
+    s->copies = p;
+    if (st != CLLM_OK) return st;
     st = grow_array(s->preempted, &s->cap_preempted, s->n_running, sizeof(*s->preempted), &p);
     s->preempted = p;
     return st;
@@ -481,6 +493,7 @@ status_t sched_schedule(sched_t *s, sched_batch_t *batch)
     memset(batch, 0, sizeof(*batch));
     s->n_items = 0;
     s->n_batch_tokens = 0;
+    s->n_copies = 0;
     s->n_preempted = 0;
     s->committed = true;
     st = reserve_step(s);
@@ -492,6 +505,8 @@ status_t sched_schedule(sched_t *s, sched_batch_t *batch)
     if (st != CLLM_OK) return st;
 
     s->committed = s->n_items == 0;
+    batch->copies = s->copies;
+    batch->n_copies = s->n_copies;
     batch->items = s->items;
     batch->n_items = s->n_items;
     batch->n_tokens = s->n_batch_tokens;

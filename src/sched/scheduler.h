@@ -21,6 +21,8 @@
  *      (a shared prefix is computed once), and no request waits more than max_wait_steps steps
  *      held or behind others (then strict FCFS for it); with more than fcfs_queue_len waiting,
  *      FCFS. Admission stops at the first request the pool has no room for (no skipping).
+ *      An admission whose prefix hit ends with a partial block (kv_manager.h) adds a copy to
+ *      the batch: the engine performs the batch's copies before running the model.
  * The engine runs the model on the step's items, then calls sched_commit, appends sampled tokens
  * with sched_append_token, and finishes requests (stop, length, cancel) with sched_finish.
  * A warm scheduler allocates nothing per step (its arrays grow geometrically and are reused).
@@ -90,7 +92,19 @@ typedef struct {
     bool sample; /* start + n_new == n_tokens: the last token's logits give the next token */
 } sched_item_t;
 
+/* A partial-block prefix reuse: slots [0, n_slots) of block src_block (K and V, every layer)
+ * must be copied into block dst_block before the step's forward pass writes anything. */
 typedef struct {
+    int32_t src_block;
+    int32_t dst_block;
+    int32_t n_slots;
+} sched_copy_t;
+
+typedef struct {
+    sched_copy_t *copies;      /* (n_copies): perform in this order, before the forward pass; a
+                                  src block may have been reallocated in this same step (its
+                                  content is intact until the forward pass writes) */
+    int32_t n_copies;
     sched_item_t *items;       /* (n_items), running order */
     int32_t n_items;
     int32_t n_tokens;          /* sum of n_new */
