@@ -288,6 +288,19 @@ static void test_text_and_stop(void)
         CHECK(cllm_engine_submit(e, &q, &id) == CLLM_ERR_INVALID_ARG, "an empty prompt is refused");
         CHECK(cllm_engine_poll(e, 12345, 0, &o) == CLLM_ERR_NOT_FOUND, "unknown id");
     }
+    /* a KV pool smaller than one max_model_len sequence is refused, with the minimum */
+    {
+        cllm_engine_config_t small;
+        cllm_engine_t *e2 = NULL;
+        cllm_engine_config_default(&small);
+        small.model_path = MODEL;
+        small.block_size = 16;
+        small.max_model_len = 128;
+        small.num_blocks = 7;
+        CHECK(cllm_engine_create(&small, &e2) == CLLM_ERR_RANGE && strstr(cllm_error_message(), "at least 8 blocks"),
+              "a pool below one sequence is refused with the minimum: %s", cllm_error_message());
+        cllm_engine_destroy(e2);
+    }
     cllm_engine_destroy(e);
 }
 

@@ -797,7 +797,12 @@ status_t cllm_engine_step(cllm_engine_t *e, int32_t *n_scheduled)
     if (b.n_items > 0) pthread_cond_broadcast(&e->out_cond);
     pthread_mutex_unlock(&e->mu);
 
+#ifdef CLLM_DEBUG
+    /* debug builds (CMAKE_BUILD_TYPE=Debug) check every step, whatever the configuration says */
+    if ((st = sched_check_invariants(e->sched)) != CLLM_OK) return st;
+#else
     if (e->cfg.check_invariants && (st = sched_check_invariants(e->sched)) != CLLM_OK) return st;
+#endif
     return CLLM_OK;
 }
 
