@@ -67,10 +67,10 @@ static status_t grow_array(void *arr, int32_t *cap, int32_t need, size_t elem, v
     n = *cap > 0 ? *cap : 16;
     while (n < need) n *= 2;
     if (n > INT32_MAX) n = INT32_MAX;
-    *out = realloc(arr, (size_t)n * elem);
-    if (!*out) {
-        *out = arr;
-        return cllm_error(CLLM_ERR_NOMEM, "scheduler: out of memory for %d entries", need);
+    {
+        void *grown = realloc(arr, (size_t)n * elem);
+        if (!grown) return cllm_error(CLLM_ERR_NOMEM, "scheduler: out of memory for %d entries", need);
+        *out = grown;
     }
     *cap = (int32_t)n;
     return CLLM_OK;
