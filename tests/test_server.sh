@@ -314,7 +314,7 @@ S2=$!
 curl -sN "${AUTH[@]}" "$BASE/v1/chat/completions" -d "{$MSG,\"ignore_eos\":true,\"stream\":true}" >"$WORK/long.sse" &
 S3=$!
 for _ in $(seq 1 100); do [ "$(grep -c '^data: ' "$WORK/long.sse")" -ge 2 ] && break; sleep 0.05; done
-curl -sN "${AUTH[@]}" "$BASE/v1/completions" -d '{"prompt":"Hi","max_tokens":64,"ignore_eos":true,"stream":true}' \
+curl -sN "${AUTH[@]}" "$BASE/v1/completions" -d '{"prompt":"Hi","max_tokens":16,"ignore_eos":true,"stream":true}' \
   >"$WORK/short.sse" &
 S1=$!
 for _ in $(seq 1 500); do grep -q '^data: ' "$WORK/short.sse" && break; sleep 0.01; done

@@ -832,6 +832,7 @@ static void test_threads(void)
     size_t n_want;
     pthread_t th[4];
     thread_arg_t args[4];
+    int started[4]; /* 1 if th[i] runs: read instead of args[i].ok, which the thread writes */
 
     if (!open_vocab(REF_DIR "ggml-vocab-llama-bpe.gguf", &vf)) return;
     text = read_file(REF_DIR "ggml-vocab-llama-bpe.gguf.inp", &len);
@@ -839,10 +840,10 @@ static void test_threads(void)
     if (text && encode(vf.tok, text, len, true, true, &want, &n_want)) {
         for (int i = 0; i < 4; i++) {
             args[i] = (thread_arg_t){ vf.tok, text, len, want, n_want, 0 };
-            if (pthread_create(&th[i], NULL, encode_thread, &args[i]) != 0) args[i].ok = -1;
+            started[i] = pthread_create(&th[i], NULL, encode_thread, &args[i]) == 0;
         }
         for (int i = 0; i < 4; i++) {
-            if (args[i].ok != -1) pthread_join(th[i], NULL);
+            if (started[i]) pthread_join(th[i], NULL);
             CHECK(args[i].ok == 1, "threads: thread %d got different tokens", i);
         }
         free(want);
