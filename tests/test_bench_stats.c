@@ -26,34 +26,16 @@
 #include "benchmark/bench_stats.h"
 #include "model/gguf.h"
 #include "tokenizer/tokenizer.h"
+#include "check.h"
 
-static int n_fail;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            n_fail++;                                                                \
-        }                                                                            \
-    } while (0)
 
 #define CHECK_NEAR(a, b, tol)                                                                                  \
     do {                                                                                                       \
         double a_ = (a), b_ = (b);                                                                             \
         if (!(fabs(a_ - b_) <= (tol))) {                                                                       \
             fprintf(stderr, "%s:%d: CHECK_NEAR failed: %s = %.9g, want %.9g\n", __FILE__, __LINE__, #a, a_, b_); \
-            n_fail++;                                                                                          \
+            check_failures++;                                                                                          \
         }                                                                                                      \
-    } while (0)
-
-#define CHECK_OK(expr)                                                                                 \
-    do {                                                                                               \
-        status_t st_ = (expr);                                                                         \
-        if (st_ != CLLM_OK) {                                                                          \
-            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr, cllm_status_str(st_), \
-                    cllm_error_message());                                                             \
-            n_fail++;                                                                                  \
-        }                                                                                              \
     } while (0)
 
 static char tmpdir[256];
@@ -239,12 +221,12 @@ static void check_stream(const char *stream, const char *const *want, int n_want
         CHECK_OK(bench_sse_finish(&s, collect, &e));
         if (e.n != n_want) {
             fprintf(stderr, "sse %s, cut %zu: %d events, want %d\n", what, cut, e.n, n_want);
-            n_fail++;
+            check_failures++;
         } else {
             for (int i = 0; i < n_want; i++)
                 if (strcmp(e.events[i], want[i])) {
                     fprintf(stderr, "sse %s, cut %zu: event %d is '%s', want '%s'\n", what, cut, i, e.events[i], want[i]);
-                    n_fail++;
+                    check_failures++;
                 }
         }
         bench_sse_free(&s);
@@ -450,7 +432,7 @@ static void test_table_qa(void)
     CHECK(ds.n == 10 && ds.n_warmup == 0);
     if (n_bodies != 10) {
         fprintf(stderr, "could not run send_request.sh's make_request (bash and jq needed): %d bodies\n", n_bodies);
-        n_fail++;
+        check_failures++;
     }
     for (int i = 0; i < n_bodies && i < ds.n; i++) {
         json_error_t jerr;
@@ -462,7 +444,7 @@ static void test_table_qa(void)
             while (want && want[k] && want[k] == got[k]) k++;
             fprintf(stderr, "table-qa prompt %d differs from send_request.sh's at byte %zu: '%.40s' vs '%.40s'\n", i, k,
                     want ? want + k : "(no body)", got + k);
-            n_fail++;
+            check_failures++;
         }
         json_decref(j);
         unlink(bodies[i]);
@@ -754,8 +736,8 @@ int main(void)
     test_split();
     test_plots();
     rmdir(tmpdir);
-    if (n_fail) {
-        fprintf(stderr, "test_bench_stats: %d check(s) failed\n", n_fail);
+    if (check_failures) {
+        fprintf(stderr, "test_bench_stats: %d check(s) failed\n", check_failures);
         return 1;
     }
     printf("test_bench_stats: all checks passed\n");

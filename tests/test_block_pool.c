@@ -7,26 +7,8 @@
 #include <string.h>
 
 #include "kv/block_pool.h"
+#include "check.h"
 
-static int n_failed;
-
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                   \
-            n_failed++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
-
-#define CHECK_OK(expr)                                                                                                 \
-    do {                                                                                                               \
-        status_t st_ = (expr);                                                                                         \
-        if (st_ != CLLM_OK) {                                                                                          \
-            fprintf(stderr, "%s:%d: %s returned %s: %s\n", __FILE__, __LINE__, #expr, cllm_status_str(st_),            \
-                    cllm_error_message());                                                                             \
-            n_failed++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
 
 /* Checks that the free list is exactly want (n), head first, and that the pool is consistent. */
 static void check_free_list(const block_pool_t *pool, const int32_t *want, int32_t n, int line)
@@ -41,11 +23,11 @@ static void check_free_list(const block_pool_t *pool, const int32_t *want, int32
         fprintf(stderr, " ], expected [");
         for (int32_t i = 0; i < n; i++) fprintf(stderr, " %d", want[i]);
         fprintf(stderr, " ]\n");
-        n_failed++;
+        check_failures++;
     }
     if (block_pool_check(pool, NULL) != CLLM_OK) {
         fprintf(stderr, "line %d: %s\n", line, cllm_error_message());
-        n_failed++;
+        check_failures++;
     }
 }
 
@@ -244,7 +226,7 @@ static void test_map_stress(void)
     int n_hits = 0;
 
     CHECK_OK(block_pool_create(N, BS, &pool));
-    for (int step = 0; step < STEPS && n_failed == 0; step++) {
+    for (int step = 0; step < STEPS && check_failures == 0; step++) {
         rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
         int op = (int)(rng % 4);
         int32_t b = (int32_t)((rng >> 8) % N);
@@ -296,7 +278,7 @@ static void test_map_stress(void)
         }
         if (block_pool_check(pool, shadow_ref) != CLLM_OK) {
             fprintf(stderr, "map stress step %d: %s\n", step, cllm_error_message());
-            n_failed++;
+            check_failures++;
         }
     }
     CHECK(n_hits > 1000);
@@ -372,8 +354,8 @@ int main(void)
     test_cache_and_evict();
     test_collision_splice();
     test_map_stress();
-    if (n_failed) {
-        fprintf(stderr, "test_block_pool: %d checks failed\n", n_failed);
+    if (check_failures) {
+        fprintf(stderr, "test_block_pool: %d checks failed\n", check_failures);
         return 1;
     }
     printf("test_block_pool: ok\n");

@@ -19,18 +19,8 @@
 
 #include "server/chat_template.h"
 #include "server/chat_template_builtin.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fputc('\n', stderr);                                 \
-            failures++;                                          \
-        }                                                        \
-    } while (0)
 
 #define NOW_FIXED 1725541445 /* 2024-09-05 13:04:05 UTC */
 
@@ -59,7 +49,7 @@ static status_t render(const char *src, const chat_message_t *msgs, size_t n, co
     st = chat_template_render(t, msgs, n, vars, out, &len);
     if (st == CLLM_OK && len != strlen(*out)) {
         fprintf(stderr, "FAIL: reported length %zu, string length %zu\n", len, strlen(*out));
-        failures++;
+        check_failures++;
     }
     chat_template_destroy(t);
     return st;
@@ -73,10 +63,10 @@ static void expect_output(int line, const char *src, const chat_message_t *msgs,
 
     if (st != CLLM_OK) {
         fprintf(stderr, "FAIL line %d: %.80s\n  error: %s\n", line, src, cllm_error_message());
-        failures++;
+        check_failures++;
     } else if (strcmp(out, want) != 0) {
         fprintf(stderr, "FAIL line %d: %.80s\n  want: \"%s\"\n  got:  \"%s\"\n", line, src, want, out);
-        failures++;
+        check_failures++;
     }
     free(out);
 }
@@ -90,11 +80,11 @@ static void expect_error(int line, const char *src, status_t want_st, const char
 
     if (st == CLLM_OK) {
         fprintf(stderr, "FAIL line %d: %.80s rendered \"%.80s\", want an error\n", line, src, out);
-        failures++;
+        check_failures++;
     } else if ((want_st != CLLM_OK && st != want_st) || (substr && !strstr(cllm_error_message(), substr))) {
         fprintf(stderr, "FAIL line %d: %.80s\n  got %s: %s\n  want %s containing \"%s\"\n", line, src,
                 cllm_status_str(st), cllm_error_message(), cllm_status_str(want_st), substr ? substr : "");
-        failures++;
+        check_failures++;
     }
     free(out);
 }
@@ -788,8 +778,8 @@ int main(void)
     test_hostile();
     test_fuzz();
     test_threads();
-    if (failures) {
-        fprintf(stderr, "test_chat_template: %d failure(s)\n", failures);
+    if (check_failures) {
+        fprintf(stderr, "test_chat_template: %d failure(s)\n", check_failures);
         return 1;
     }
     printf("test_chat_template: all passed\n");

@@ -14,19 +14,9 @@
 
 #include "cllm/engine.h"
 #include "engine/engine.h"
+#include "check.h"
 
-static int failures;
 static uint64_t total_preemptions, total_hits; /* over all rounds: the workloads must exercise both */
-
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fputc('\n', stderr);                                 \
-            failures++;                                          \
-        }                                                        \
-    } while (0)
 
 #define MODEL CLLM_SHARED_DIR "/models/stories260K.gguf"
 #define MAX_REQS 24
@@ -450,8 +440,8 @@ int main(void)
     test_text_and_stop();
     test_threaded();
     test_same_answer_any_path();
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
+    if (check_failures) {
+        fprintf(stderr, "%d failures\n", check_failures);
         return 1;
     }
     fprintf(stderr, "ok\n");

@@ -14,26 +14,8 @@
 
 #include "core/dtype.h"
 #include "model/gguf.h"
+#include "check.h"
 
-static int n_fail;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            n_fail++;                                                                \
-        }                                                                            \
-    } while (0)
-
-#define CHECK_OK(expr)                                                                                    \
-    do {                                                                                                  \
-        status_t st_ = (expr);                                                                            \
-        if (st_ != CLLM_OK) {                                                                             \
-            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr, cllm_status_str(st_),    \
-                    cllm_error_message());                                                                \
-            n_fail++;                                                                                     \
-        }                                                                                                 \
-    } while (0)
 
 static int str_eq(gguf_str_t s, const char *want)
 {
@@ -117,7 +99,7 @@ static void expect_reject(const char *label, buf_t *b, const char *word)
     if (st != CLLM_ERR_FORMAT || g != NULL || !strstr(msg, word) || !strstr(msg, "gguf: ")) {
         fprintf(stderr, "FAIL %s: status %s, message '%s' (wanted a format error containing '%s')\n", label,
                 cllm_status_str(st), msg, word);
-        n_fail++;
+        check_failures++;
     } else if (getenv("TEST_VERBOSE")) {
         fprintf(stderr, "ok %-28s %s\n", label, msg);
     }
@@ -683,7 +665,7 @@ static void test_truncation(void)
             if (st != CLLM_ERR_FORMAT || g || !strstr(cllm_error_message(), "gguf: ")) {
                 fprintf(stderr, "FAIL prefix %zu of %zu: status %s, '%s'\n", len, n, cllm_status_str(st),
                         cllm_error_message());
-                n_fail++;
+                check_failures++;
             }
             n_rejected += st != CLLM_OK;
         } else {
@@ -750,8 +732,8 @@ int main(void)
     test_malformed();
     test_truncation();
     test_writer_errors();
-    if (n_fail) {
-        fprintf(stderr, "test_gguf: %d check(s) failed\n", n_fail);
+    if (check_failures) {
+        fprintf(stderr, "test_gguf: %d check(s) failed\n", check_failures);
         return 1;
     }
     printf("test_gguf: all checks passed\n");

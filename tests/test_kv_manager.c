@@ -9,26 +9,8 @@
 #include <string.h>
 
 #include "kv/kv_manager.h"
+#include "check.h"
 
-static int n_failed;
-
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                   \
-            n_failed++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
-
-#define CHECK_OK(expr)                                                                                                 \
-    do {                                                                                                               \
-        status_t st_ = (expr);                                                                                         \
-        if (st_ != CLLM_OK) {                                                                                          \
-            fprintf(stderr, "%s:%d: %s returned %s: %s\n", __FILE__, __LINE__, #expr, cllm_status_str(st_),            \
-                    cllm_error_message());                                                                             \
-            n_failed++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
 
 static void check_ids(const char *what, const int32_t *got, int32_t n_got, const int32_t *want, int32_t n, int line)
 {
@@ -40,7 +22,7 @@ static void check_ids(const char *what, const int32_t *got, int32_t n_got, const
     fprintf(stderr, " ], expected [");
     for (int32_t i = 0; i < n; i++) fprintf(stderr, " %d", want[i]);
     fprintf(stderr, " ]\n");
-    n_failed++;
+    check_failures++;
 }
 
 static void check_free_list(const kvm_t *kvm, const int32_t *want, int32_t n, int line)
@@ -68,7 +50,7 @@ static void check_invariants(const kvm_t *kvm, const kvm_seq_t *const *seqs, int
 {
     if (kvm_check_invariants(kvm, seqs, n) != CLLM_OK) {
         fprintf(stderr, "line %d: invariants: %s\n", line, cllm_error_message());
-        n_failed++;
+        check_failures++;
     }
 }
 #define INVARIANTS(kvm, ...)                                                                                           \
@@ -511,7 +493,7 @@ static void check_copy(kvm_seq_t *seq, int32_t src, int32_t dst, int32_t n, int 
     if (n == 0 ? got : !got || s_ != src || d_ != dst || n_ != n) {
         fprintf(stderr, "line %d: pending copy %d: %d -> %d, %d slots; expected %d -> %d, %d slots\n", line, got, s_,
                 d_, n_, src, dst, n);
-        n_failed++;
+        check_failures++;
     }
     CHECK(!kvm_take_pending_copy(seq, &s_, &d_, &n_)); /* taken once */
 }
@@ -791,13 +773,13 @@ static void stress_check(stress_t *s, const char *what, int step)
         if (s->req[i].active) live[n++] = &s->req[i].seq;
     if (kvm_check_invariants(s->kvm, live, n) != CLLM_OK) {
         fprintf(stderr, "stress step %d (%s): %s\n", step, what, cllm_error_message());
-        n_failed++;
+        check_failures++;
     }
     kvm_get_stats(s->kvm, &st);
     if (st.n_blocks_free + st.n_blocks_used != ST_N_BLOCKS || st.n_blocks_cached > st.n_blocks_free) {
         fprintf(stderr, "stress step %d (%s): stats %d free + %d used, %d cached\n", step, what, st.n_blocks_free,
                 st.n_blocks_used, st.n_blocks_cached);
-        n_failed++;
+        check_failures++;
     }
 }
 
@@ -815,7 +797,7 @@ static void stress_admit(stress_t *s, st_req_t *r, int step)
         copy != (n_part != 0) || (copy && (n_slots != n_part || dst != ids[n_full]))) {
         fprintf(stderr, "stress step %d: bad hit %d for %d tokens (%d blocks, copy %d: %d -> %d, %d slots)\n", step,
                 n_cached, r->n_tokens, n_ids, copy, src, dst, n_slots);
-        n_failed++;
+        check_failures++;
         return;
     }
     if (copy) {
@@ -826,7 +808,7 @@ static void stress_admit(stress_t *s, st_req_t *r, int step)
             memcmp(d->prefix, r->tokens, (size_t)n_cached * sizeof(int32_t)) != 0) {
             fprintf(stderr, "stress step %d: WRONG PARTIAL HIT: donor %d holds %d tokens (salt %d)\n", step, src,
                     d->len, d->salt);
-            n_failed++;
+            check_failures++;
         }
         s->blk[dst].salt = r->salt;
         s->blk[dst].len = n_cached;
@@ -839,7 +821,7 @@ static void stress_admit(stress_t *s, st_req_t *r, int step)
         if (b->len != end || b->salt != r->salt || memcmp(b->prefix, r->tokens, (size_t)end * sizeof(int32_t)) != 0) {
             fprintf(stderr, "stress step %d: WRONG HIT: table entry %d is block %d holding %d tokens (salt %d)\n",
                     step, j, ids[j], b->len, b->salt);
-            n_failed++;
+            check_failures++;
         }
     }
     s->n_hit_tokens += n_cached;
@@ -872,7 +854,7 @@ static bool stress_step(stress_t *s, st_req_t *r)
         if (j * s->bs < c0 && (b->len != c0 || b->salt != r->salt)) {
             fprintf(stderr, "stress: block %d was written by someone else (holds %d, expected %d)\n", ids[j], b->len,
                     c0);
-            n_failed++;
+            check_failures++;
         }
         b->salt = r->salt;
         b->len = end;
@@ -913,7 +895,7 @@ static void stress_run(int32_t bs, bool caching, int32_t key_bits, bool partial,
         for (int i = 0; i < ST_MAX_TOKENS; i++) s.family[f][i] = (int32_t)rnd(&s, 1000);
     for (int b = 0; b < ST_N_BLOCKS; b++) s.blk[b].len = -1;
 
-    for (int step = 0; step < n_steps && n_failed == 0; step++) {
+    for (int step = 0; step < n_steps && check_failures == 0; step++) {
         st_req_t *r = &s.req[rnd(&s, ST_N_REQ)];
         const char *what;
         uint32_t op = rnd(&s, 10);
@@ -988,8 +970,8 @@ int main(void)
     stress_run(3, true, 0, true, 20000, 0x89abcdeull);
     stress_run(8, true, 3, true, 20000, 0x9abcdefull);
     stress_run(4, false, 0, true, 20000, 0xabcdef0ull);
-    if (n_failed) {
-        fprintf(stderr, "test_kv_manager: %d checks failed\n", n_failed);
+    if (check_failures) {
+        fprintf(stderr, "test_kv_manager: %d checks failed\n", check_failures);
         return 1;
     }
     printf("test_kv_manager: ok\n");

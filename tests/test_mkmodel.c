@@ -15,26 +15,8 @@
 #include "core/dtype.h"
 #include "model/gguf.h"
 #include "model/mkmodel.h"
+#include "check.h"
 
-static int n_fail;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            n_fail++;                                                                \
-        }                                                                            \
-    } while (0)
-
-#define CHECK_OK(expr)                                                                                 \
-    do {                                                                                               \
-        status_t st_ = (expr);                                                                         \
-        if (st_ != CLLM_OK) {                                                                          \
-            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr, cllm_status_str(st_), \
-                    cllm_error_message());                                                             \
-            n_fail++;                                                                                  \
-        }                                                                                              \
-    } while (0)
 
 static void out_path(char *buf, size_t n, const char *name)
 {
@@ -76,14 +58,14 @@ static void check_tensor(const gguf_t *g, const char *name, uint32_t type, int64
     const gguf_tensor_info_t *t = gguf_find_tensor(g, name);
     if (!t) {
         fprintf(stderr, "tensor '%s' missing\n", name);
-        n_fail++;
+        check_failures++;
         return;
     }
     if (t->type != type || t->ne[0] != ne0 || t->ne[1] != ne1 || t->n_dims != (ne1 > 1 ? 2u : 1u) || !t->data) {
         fprintf(stderr, "tensor '%s': type %s ne {%lld, %lld} n_dims %u, wanted %s {%lld, %lld}\n", name,
                 dtype_name(t->type), (long long)t->ne[0], (long long)t->ne[1], t->n_dims, dtype_name(type),
                 (long long)ne0, (long long)ne1);
-        n_fail++;
+        check_failures++;
     }
 }
 
@@ -103,7 +85,7 @@ static void check_normal(const gguf_t *g, const char *name)
     sd = sqrt(sq / (double)n - mean * mean);
     if (fabs(mean) > 0.003 || sd < 0.017 || sd > 0.023) {
         fprintf(stderr, "tensor '%s': mean %g sd %g, wanted ~N(0, 0.02)\n", name, mean, sd);
-        n_fail++;
+        check_failures++;
     }
     free(x);
 }
@@ -519,8 +501,8 @@ int main(void)
     test_shapes_and_rope();
     test_vocab();
     test_templates_and_checks();
-    if (n_fail) {
-        fprintf(stderr, "test_mkmodel: %d check(s) failed\n", n_fail);
+    if (check_failures) {
+        fprintf(stderr, "test_mkmodel: %d check(s) failed\n", check_failures);
         return 1;
     }
     printf("test_mkmodel: all checks passed\n");

@@ -18,18 +18,8 @@
 #include "model/gguf.h"
 #include "model/mkmodel.h"
 #include "model/model.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fputc('\n', stderr);                                 \
-            failures++;                                          \
-        }                                                        \
-    } while (0)
 
 #define N_TOK 12
 
@@ -245,8 +235,8 @@ int main(void)
     remove(qwen_b);
     remove(mistral);
     remove(bad);
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
+    if (check_failures) {
+        fprintf(stderr, "%d failures\n", check_failures);
         return 1;
     }
     fprintf(stderr, "ok\n");

@@ -25,18 +25,8 @@
 #include "kv/kv_cache.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (!(cond)) {                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                  \
-            fputc('\n', stderr);                           \
-            failures++;                                    \
-        }                                                  \
-    } while (0)
 
 static void log_softmax(const float *logits, double *out, int n)
 {
@@ -230,8 +220,8 @@ int main(void)
         test_model("tiny-llama3shape-tok512-random-f32.gguf", "tiny-random/llama.cpp-greedy-top5.json", 1e-3, 0, pool);
     }
     threadpool_destroy(pool);
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
+    if (check_failures) {
+        fprintf(stderr, "%d failures\n", check_failures);
         return 1;
     }
     fprintf(stderr, "ok\n");

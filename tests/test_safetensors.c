@@ -8,18 +8,8 @@
 #include <unistd.h>
 
 #include "model/safetensors.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fputc('\n', stderr);                                 \
-            failures++;                                          \
-        }                                                        \
-    } while (0)
 
 /* header + data_len bytes of data (value i & 0xff) into a malloc'd buffer */
 static unsigned char *make_file(const char *header, size_t data_len, size_t *size)
@@ -176,8 +166,8 @@ int main(void)
     test_good();
     test_bad();
     test_dir();
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
+    if (check_failures) {
+        fprintf(stderr, "%d failures\n", check_failures);
         return 1;
     }
     fprintf(stderr, "ok\n");

@@ -10,18 +10,8 @@
 #include <string.h>
 
 #include "engine/sampler.h"
+#include "check.h"
 
-static int g_failures;
-
-#define CHECK(cond, ...)                                                            \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            g_failures++;                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            fprintf(stderr, __VA_ARGS__);                                           \
-            fputc('\n', stderr);                                                    \
-        }                                                                           \
-    } while (0)
 
 /* A small LCG for test data (not the sampler's PRNG). */
 static uint64_t g_lcg = 12345;
@@ -729,8 +719,8 @@ int main(void)
     test_bad_logits();
     test_large_vocab();
     test_validation();
-    if (g_failures) {
-        fprintf(stderr, "test_sampler: %d failure(s)\n", g_failures);
+    if (check_failures) {
+        fprintf(stderr, "test_sampler: %d failure(s)\n", check_failures);
         return 1;
     }
     printf("test_sampler: all passed\n");

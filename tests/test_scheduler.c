@@ -10,26 +10,8 @@
 #include <string.h>
 
 #include "sched/scheduler.h"
+#include "check.h"
 
-static int n_failed;
-
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                   \
-            n_failed++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
-
-#define CHECK_OK(expr)                                                                                                 \
-    do {                                                                                                               \
-        status_t st_ = (expr);                                                                                         \
-        if (st_ != CLLM_OK) {                                                                                          \
-            fprintf(stderr, "%s:%d: %s returned %s: %s\n", __FILE__, __LINE__, #expr, cllm_status_str(st_),            \
-                    cllm_error_message());                                                                             \
-            n_failed++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
 
 /* ---- fixtures ---- */
 
@@ -101,7 +83,7 @@ static void check_invariants(const sched_t *s, int line)
 {
     if (sched_check_invariants(s) != CLLM_OK) {
         fprintf(stderr, "line %d: invariants: %s\n", line, cllm_error_message());
-        n_failed++;
+        check_failures++;
     }
 }
 #define INVARIANTS(s) check_invariants(s, __LINE__)
@@ -111,7 +93,7 @@ static void do_step(sched_t *s, sched_batch_t *b, int line)
     status_t st = sched_schedule(s, b);
     if (st != CLLM_OK) {
         fprintf(stderr, "line %d: sched_schedule: %s: %s\n", line, cllm_status_str(st), cllm_error_message());
-        n_failed++;
+        check_failures++;
     }
     check_invariants(s, line);
 }
@@ -147,7 +129,7 @@ static void check_batch(const sched_batch_t *b, const want_item_t *want, int32_t
     for (int32_t i = 0; i < b->n_items; i++) n_tokens += b->items[i].n_new;
     if (n_tokens != b->n_tokens) {
         fprintf(stderr, "line %d: batch n_tokens %d, items sum to %d\n", line, b->n_tokens, n_tokens);
-        n_failed++;
+        check_failures++;
     }
     if (same) return;
     fprintf(stderr, "line %d: batch [", line);
@@ -159,7 +141,7 @@ static void check_batch(const sched_batch_t *b, const want_item_t *want, int32_t
         fprintf(stderr, " {%llu %d+%d%s}", (unsigned long long)want[i].req->id, want[i].start, want[i].n_new,
                 want[i].sample ? " s" : "");
     fprintf(stderr, " ]\n");
-    n_failed++;
+    check_failures++;
 }
 #define N_ITEMS(...) ((int32_t)(sizeof((const want_item_t[]){__VA_ARGS__}) / sizeof(want_item_t)))
 #define BATCH(b, ...) check_batch(&(b), (const want_item_t[]){__VA_ARGS__}, N_ITEMS(__VA_ARGS__), __LINE__)
@@ -810,7 +792,7 @@ static bool check_random_batch(const sched_batch_t *b, int32_t budget, int32_t m
             fprintf(stderr, "random %d step %d: bad item %d: request %llu state %d start %d+%d of %d (computed %d)\n",
                     iter, step, i, (unsigned long long)r->id, (int)r->state, it->start, it->n_new, r->n_tokens,
                     r->kv.n_computed);
-            n_failed++;
+            check_failures++;
             return false;
         }
         sum += it->n_new;
@@ -820,14 +802,14 @@ static bool check_random_batch(const sched_batch_t *b, int32_t budget, int32_t m
         if (r->state != SCHED_WAITING || r->kv.n_computed != 0) {
             fprintf(stderr, "random %d step %d: preempted request %llu in state %d\n", iter, step,
                     (unsigned long long)r->id, (int)r->state);
-            n_failed++;
+            check_failures++;
             return false;
         }
     }
     if (sum != b->n_tokens || sum > budget || b->n_items > max_seqs) {
         fprintf(stderr, "random %d step %d: %d items, %d tokens (sum %d), budget %d, seats %d\n", iter, step,
                 b->n_items, b->n_tokens, sum, budget, max_seqs);
-        n_failed++;
+        check_failures++;
         return false;
     }
     return true;
@@ -838,7 +820,7 @@ static void test_random(void)
     int64_t total_steps = 0;
     int32_t max_steps = 0;
     uint64_t total_preemptions = 0, total_hits = 0, total_copies = 0;
-    for (int iter = 0; iter < 300 && n_failed == 0; iter++) {
+    for (int iter = 0; iter < 300 && check_failures == 0; iter++) {
         int32_t bs = 1 + (int32_t)rnd(8);
         int32_t max_len = 4 + (int32_t)rnd(60);
         int32_t n_blocks = (max_len + bs - 1) / bs + (int32_t)rnd(8); /* a request fits alone, barely */
@@ -900,12 +882,12 @@ static void test_random(void)
             }
             if (sched_schedule(s, &b) != CLLM_OK) {
                 fprintf(stderr, "random %d step %d: schedule: %s\n", iter, step, cllm_error_message());
-                n_failed++;
+                check_failures++;
                 break;
             }
             if (sched_check_invariants(s) != CLLM_OK) {
                 fprintf(stderr, "random %d step %d: invariants: %s\n", iter, step, cllm_error_message());
-                n_failed++;
+                check_failures++;
                 break;
             }
             if (!check_random_batch(&b, cfg.max_num_batched_tokens, cfg.max_num_seqs, iter, step)) break;
@@ -922,7 +904,7 @@ static void test_random(void)
                     cp->src_block < 0 || cp->src_block >= n_blocks) {
                     fprintf(stderr, "random %d step %d: bad copy %d -> %d, %d slots\n", iter, step, cp->src_block,
                             cp->dst_block, cp->n_slots);
-                    n_failed++;
+                    check_failures++;
                 }
                 total_copies++;
             }
@@ -932,7 +914,7 @@ static void test_random(void)
             if ((st.n_running > 0 || st.n_waiting > 0) && b.n_items == 0) {
                 fprintf(stderr, "random %d step %d: %d running, %d waiting, nothing scheduled\n", iter, step,
                         st.n_running, st.n_waiting);
-                n_failed++;
+                check_failures++;
                 break;
             }
             /* sometimes a request is cancelled between the step and the commit */
@@ -955,13 +937,13 @@ static void test_random(void)
             if (++step > step_limit) {
                 fprintf(stderr, "random %d: %d of %d requests done after %d steps (livelock?)\n", iter, n_done,
                         RAND_REQS, step);
-                n_failed++;
+                check_failures++;
                 break;
             }
         }
         sched_get_stats(s, &st);
         kvm_get_stats(kvm, &kst);
-        if (n_failed == 0) CHECK(st.n_waiting == 0 && st.n_running == 0 && kst.n_blocks_used == 0);
+        if (check_failures == 0) CHECK(st.n_waiting == 0 && st.n_running == 0 && kst.n_blocks_used == 0);
         total_steps += step;
         if (step > max_steps) max_steps = step;
         total_preemptions += st.n_preemptions;
@@ -1028,8 +1010,8 @@ int main(void)
     test_starvation_bound();
     test_fcfs_queue_len();
     test_random();
-    if (n_failed) {
-        fprintf(stderr, "test_scheduler: %d checks failed\n", n_failed);
+    if (check_failures) {
+        fprintf(stderr, "test_scheduler: %d checks failed\n", check_failures);
         return 1;
     }
     printf("test_scheduler: all passed\n");

@@ -11,18 +11,8 @@
 #include <string.h>
 
 #include "engine/stop.h"
+#include "check.h"
 
-static int g_failures;
-
-#define CHECK(cond, ...)                                                            \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            g_failures++;                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            fprintf(stderr, __VA_ARGS__);                                           \
-            fputc('\n', stderr);                                                    \
-        }                                                                           \
-    } while (0)
 
 /* A checker plus the text it has emitted so far. */
 typedef struct {
@@ -410,8 +400,8 @@ int main(void)
     test_long_text();
     test_validation();
     test_random();
-    if (g_failures) {
-        fprintf(stderr, "test_stop: %d failure(s)\n", g_failures);
+    if (check_failures) {
+        fprintf(stderr, "test_stop: %d failure(s)\n", check_failures);
         return 1;
     }
     printf("test_stop: all passed\n");

@@ -12,18 +12,8 @@
 #include <time.h>
 
 #include "core/threadpool.h"
+#include "check.h"
 
-static int n_failed;
-
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);          \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fprintf(stderr, "\n");                                        \
-            n_failed++;                                                   \
-        }                                                                 \
-    } while (0)
 
 typedef struct {
     int64_t n;                 /* sum 0..n-1 split across threads */
@@ -71,7 +61,7 @@ static void run_sum_checks(threadpool_t *pool, int nth, int n_runs)
         CHECK(atomic_load(&job.seen_mask) == (1 << nth) - 1, "nth %d run %d: threads seen 0x%x", nth, r,
               atomic_load(&job.seen_mask));
         CHECK(!atomic_load(&job.bad_nth), "nth %d run %d: wrong nth passed", nth, r);
-        if (n_failed) return;
+        if (check_failures) return;
     }
 }
 
@@ -116,11 +106,11 @@ int main(void)
         sleep_ms(5);
         threadpool_destroy(pool);
         pool = NULL;
-        if (n_failed) break;
+        if (check_failures) break;
     }
 
-    if (n_failed) {
-        fprintf(stderr, "test_threadpool: %d failure(s)\n", n_failed);
+    if (check_failures) {
+        fprintf(stderr, "test_threadpool: %d failure(s)\n", check_failures);
         return 1;
     }
     printf("test_threadpool: ok\n");

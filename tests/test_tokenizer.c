@@ -21,18 +21,8 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            failures++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
 
 #define REF_DIR CLLM_SHARED_DIR "/reference/tokenizer/"
 
@@ -910,8 +900,8 @@ int main(void)
     test_handmade();
     test_threads();
     test_cli();
-    if (failures) {
-        fprintf(stderr, "test_tokenizer: %d failure(s)\n", failures);
+    if (check_failures) {
+        fprintf(stderr, "test_tokenizer: %d failure(s)\n", check_failures);
         return 1;
     }
     printf("test_tokenizer: all passed\n");
