@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "engine/sampler.h"
 #include "core/clock.h"
+#include "core/file.h"
 
 static void generate_usage(FILE *f)
 {
@@ -66,25 +67,6 @@ static int parse_float(const char *flag, const char *s, float *out)
     }
     *out = v;
     return 0;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
 }
 
 typedef struct {
@@ -139,7 +121,7 @@ static int generate_parse(int argc, char **argv, generate_args_t *a)
         } else if (!strcmp(f, "-f") || !strcmp(f, "--file")) {
             NEED_VAL();
             free(a->prompt_owned);
-            a->prompt_owned = read_file(val);
+            a->prompt_owned = file_read_all(val, (size_t)1 << 30, NULL);
             if (!a->prompt_owned) {
                 fprintf(stderr, "cllm generate: cannot read prompt file '%s': %s\n", val, strerror(errno));
                 return 2;

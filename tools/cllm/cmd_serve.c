@@ -25,6 +25,7 @@
 #include "server/chat_template_builtin.h"
 #include "server/server.h"
 #include "core/clock.h"
+#include "core/file.h"
 
 #define MAX_TEMPLATE_BYTES (4u << 20)
 
@@ -200,25 +201,6 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *ou
     return 0;
 }
 
-static char *read_text_file(const char *path, size_t max)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && (size_t)n <= max && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 typedef struct {
     cllm_engine_config_t ec;
     server_config_t sc;
@@ -340,7 +322,7 @@ static int serve_parse(int argc, char **argv, serve_args_t *a)
         if (builtin) {
             a->sc.chat_template = builtin;
         } else {
-            a->chat_template_owned = read_text_file(a->chat_template_arg, MAX_TEMPLATE_BYTES);
+            a->chat_template_owned = file_read_all(a->chat_template_arg, MAX_TEMPLATE_BYTES, NULL);
             if (!a->chat_template_owned) {
                 struct stat stt;
                 if (stat(a->chat_template_arg, &stt) == 0)
