@@ -18,6 +18,7 @@
 #include "benchmark/bench_sse.h"
 #include "benchmark/bench_stats.h"
 #include "core/clock.h"
+#include "core/strbuf.h"
 
 #define MAX_RAW_BODY (1u << 20) /* a non-streamed or error body kept at most */
 /* never through an http_proxy from the environment: a proxy would distort local timings */
@@ -111,26 +112,11 @@ out:
 
 /* ---- one transfer ---- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} buf_t;
-
-static bool buf_add(buf_t *b, const char *s, size_t n, size_t max)
+/* Appends up to the max bytes a record keeps (the rest is dropped, not an error). */
+static bool buf_add(strbuf_t *b, const char *s, size_t n, size_t max)
 {
     if (b->len + n > max) n = max > b->len ? max - b->len : 0;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *q;
-        while (cap < b->len + n + 1) cap *= 2;
-        if (!(q = realloc(b->p, cap))) return false;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return true;
+    return strbuf_append(b, s, n);
 }
 
 typedef struct {
@@ -139,8 +125,8 @@ typedef struct {
     bench_record_t scratch; /* the record of a warmup request */
     const bench_client_config_t *cfg;
     bench_sse_t sse;
-    buf_t raw;             /* body of a non-SSE response */
-    buf_t text;            /* generated text (keep_text) */
+    strbuf_t raw;             /* body of a non-SSE response */
+    strbuf_t text;            /* generated text (keep_text) */
     size_t itl_cap;
     double t_send, t_last, t_first_choice;
     bool checked;          /* status and content type looked at */
@@ -222,7 +208,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *user)
 
 /* The message of a JSON error body ({"error": {"message": ...}} or {"error": "..."}), or the
  * body's first bytes. */
-static void http_error(bench_record_t *r, const buf_t *raw)
+static void http_error(bench_record_t *r, const strbuf_t *raw)
 {
     char msg[320];
     json_t *root = raw->p ? json_loads(raw->p, 0, NULL) : NULL, *e = json_object_get(root, "error");

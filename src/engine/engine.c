@@ -25,6 +25,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/strbuf.h"
 #include "core/threadpool.h"
 #include "engine/sampler.h"
 #include "engine/stop.h"
@@ -50,8 +51,7 @@ typedef struct engine_req {
     int32_t *out_tokens; /* (n_out, cap_out) */
     cllm_logprob_t *out_lp;
     size_t n_out, cap_out;
-    char *out_text;   /* (text_len, text_cap) */
-    size_t text_len, text_cap;
+    strbuf_t out_text; /* new text not yet polled */
     cllm_finish_t finish;
     int32_t stop_token, stop_string;
     int32_t n_output;
@@ -282,7 +282,7 @@ static void req_free(engine_req_t *r)
     free(r->sr.tokens);
     free(r->out_tokens);
     free(r->out_lp);
-    free(r->out_text);
+    free(r->out_text.p);
     free(r->salt);
     free(r);
 }
@@ -529,8 +529,8 @@ static status_t take_output(engine_req_t *r, cllm_output_t **out)
     o->tokens = r->out_tokens;
     o->n_tokens = r->n_out;
     o->logprobs = r->out_lp;
-    o->text = r->out_text ? r->out_text : calloc(1, 1);
-    o->text_len = r->text_len;
+    o->text = r->out_text.p ? r->out_text.p : calloc(1, 1);
+    o->text_len = r->out_text.len;
     o->finish = r->finished ? r->finish : CLLM_FINISH_NONE;
     o->stop_token = r->stop_token;
     o->stop_string = r->stop_string;
@@ -540,8 +540,8 @@ static status_t take_output(engine_req_t *r, cllm_output_t **out)
     o->ttft = r->t_first > 0 ? r->t_first - r->t_submit : 0.0;
     r->out_tokens = NULL;
     r->out_lp = NULL;
-    r->out_text = NULL;
-    r->n_out = r->cap_out = r->text_len = r->text_cap = 0;
+    memset(&r->out_text, 0, sizeof(r->out_text));
+    r->n_out = r->cap_out = 0;
     *out = o;
     return o->text ? CLLM_OK : CLLM_ERR_NOMEM;
 }
@@ -569,7 +569,7 @@ status_t cllm_engine_poll(cllm_engine_t *e, uint64_t id, int timeout_ms, cllm_ou
             st = cllm_error(CLLM_ERR_NOT_FOUND, "engine: no request %llu", (unsigned long long)id);
             break;
         }
-        if (r->n_out > 0 || r->text_len > 0 || r->finished) {
+        if (r->n_out > 0 || r->out_text.len > 0 || r->finished) {
             st = take_output(r, out);
             if (st == CLLM_OK && r->finished) {
                 registry_remove(e, r);
@@ -628,18 +628,7 @@ static status_t output_append(engine_req_t *r, int32_t token, const sampler_resu
         r->n_output++;
     }
     if (len > 0) {
-        if (r->text_len + len + 1 > r->text_cap) {
-            size_t cap = r->text_cap ? r->text_cap : 64;
-            char *t;
-            while (cap < r->text_len + len + 1) cap *= 2;
-            t = realloc(r->out_text, cap);
-            if (!t) return CLLM_ERR_NOMEM;
-            r->out_text = t;
-            r->text_cap = cap;
-        }
-        memcpy(r->out_text + r->text_len, text, len);
-        r->text_len += len;
-        r->out_text[r->text_len] = '\0';
+        if (!strbuf_append(&r->out_text, text, len)) return CLLM_ERR_NOMEM;
     }
     return CLLM_OK;
 }

@@ -31,6 +31,7 @@
 #include "server/http.h"
 #include "server/openai_response.h"
 #include "core/clock.h"
+#include "core/strbuf.h"
 
 struct server {
     server_config_t cfg; /* strings point into the copies below */
@@ -71,8 +72,7 @@ static const route_t routes[] = {
 /* Per-request state (libmicrohttpd's con_cls). */
 typedef struct {
     const route_t *route; /* NULL: answered early */
-    char *body;           /* (len, cap) the body so far, NUL-terminated */
-    size_t len, cap;
+    strbuf_t body;        /* the body so far */
     bool too_large;
     double t_arrival;
 } conn_t;
@@ -144,7 +144,7 @@ static enum MHD_Result handle_tokenize(server_t *s, struct MHD_Connection *c, co
     enum MHD_Result ret;
 
     gen_limits(&s->env, &lim);
-    if (openai_request_parse(OPENAI_TOKENIZE, cn->body, cn->len, &lim, &r, &err) != CLLM_OK)
+    if (openai_request_parse(OPENAI_TOKENIZE, cn->body.p, cn->body.len, &lim, &r, &err) != CLLM_OK)
         return http_respond_error(c, &err);
     if (r.n_messages > 0) {
         if (gen_chat_prompt(&s->env, &r, &rendered, &len, &add_special, &err) != CLLM_OK) {
@@ -180,7 +180,7 @@ static enum MHD_Result handle_detokenize(server_t *s, struct MHD_Connection *c, 
     json_t *j;
 
     gen_limits(&s->env, &lim);
-    if (openai_request_parse(OPENAI_DETOKENIZE, cn->body, cn->len, &lim, &r, &err) != CLLM_OK)
+    if (openai_request_parse(OPENAI_DETOKENIZE, cn->body.p, cn->body.len, &lim, &r, &err) != CLLM_OK)
         return http_respond_error(c, &err);
     if (tokenizer_decode(s->model->tok, r.prompt_tokens, r.n_prompt_tokens, true, &text, &len) != CLLM_OK) {
         openai_request_free(&r);
@@ -254,8 +254,8 @@ static enum MHD_Result dispatch(server_t *s, struct MHD_Connection *c, conn_t *c
 {
     if (atomic_load(&s->draining)) return http_respond_status(c, 503, "the server is shutting down");
     switch (cn->route->id) {
-    case ROUTE_CHAT: return gen_handle(&s->env, c, OPENAI_CHAT, cn->body, cn->len, cn->t_arrival);
-    case ROUTE_COMPLETIONS: return gen_handle(&s->env, c, OPENAI_COMPLETION, cn->body, cn->len, cn->t_arrival);
+    case ROUTE_CHAT: return gen_handle(&s->env, c, OPENAI_CHAT, cn->body.p, cn->body.len, cn->t_arrival);
+    case ROUTE_COMPLETIONS: return gen_handle(&s->env, c, OPENAI_COMPLETION, cn->body.p, cn->body.len, cn->t_arrival);
     case ROUTE_MODELS: return handle_models(s, c);
     case ROUTE_HEALTH: return http_respond_text(c, 200, NULL, "", 0);
     case ROUTE_METRICS: return handle_metrics(s, c);
@@ -294,25 +294,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (cn->too_large) return MHD_YES;
-        if (cn->len + n > s->cfg.max_request_bytes) {
+        if (cn->body.len + n > s->cfg.max_request_bytes) {
             cn->too_large = true;
-            free(cn->body);
-            cn->body = NULL;
-            cn->len = cn->cap = 0;
+            free(cn->body.p);
+            memset(&cn->body, 0, sizeof(cn->body));
             return MHD_YES;
         }
-        if (cn->len + n + 1 > cn->cap) {
-            size_t cap = cn->cap ? cn->cap : 4096;
-            char *b;
-            while (cap < cn->len + n + 1) cap *= 2;
-            b = realloc(cn->body, cap);
-            if (!b) return MHD_NO;
-            cn->body = b;
-            cn->cap = cap;
-        }
-        memcpy(cn->body + cn->len, upload_data, n);
-        cn->len += n;
-        cn->body[cn->len] = '\0';
+        if (!strbuf_append(&cn->body, upload_data, n)) return MHD_NO;
         return MHD_YES;
     }
     if (cn->too_large) {
@@ -336,7 +324,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     /* back to idle: a keep-alive connection waiting for its next request may time out again */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, s->cfg.idle_timeout_s);
     if (!cn) return;
-    free(cn->body);
+    free(cn->body.p);
     free(cn);
     *con_cls = NULL;
 }
