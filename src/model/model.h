@@ -56,6 +56,17 @@ typedef struct {
     bool tied_output;     /* output projection shares token_embd */
 } model_hparams_t;
 
+/* Sampling defaults a checkpoint ships (Hugging Face generation_config.json). vLLM applies them to
+ * every request field the client leaves out; GGUF models have none (all has_* false). */
+typedef struct {
+    bool has_temperature, has_top_p, has_top_k, has_min_p, has_repetition_penalty;
+    float temperature;
+    float top_p;
+    int32_t top_k;
+    float min_p;
+    float repetition_penalty;
+} model_gen_defaults_t;
+
 typedef struct model {
     gguf_t *gguf;
     tokenizer_t *tok;
@@ -69,6 +80,7 @@ typedef struct model {
     uint64_t n_params;
     uint64_t weight_bytes;
     char *chat_template;      /* tokenizer.chat_template or NULL */
+    model_gen_defaults_t gen_defaults;
 } model_t;
 
 /* Loads path (GGUF). Errors: CLLM_ERR_IO, CLLM_ERR_FORMAT (malformed, missing or mis-shaped
