@@ -179,6 +179,10 @@ status_t gguf_writer_add_tensor_fill(gguf_writer_t *w, const char *name, uint32_
  * return CLLM_ERR_IO and remove the partial file if it is a regular file; a fill callback's
  * error is returned as is. The writer can be written again or destroyed afterwards. */
 status_t gguf_writer_write(gguf_writer_t *w, const char *path);
+/* Writes the same bytes as gguf_writer_write into a malloc'd buffer: *data (free() it) of *size
+ * bytes, ready for gguf_open_memory. CLLM_ERR_NOMEM if memory runs out (*data stays NULL); a fill
+ * callback's error is returned as is. */
+status_t gguf_writer_write_memory(gguf_writer_t *w, void **data, size_t *size);
 /* Number of tensors added and the sum of their elements (for "params written" reports). */
 int64_t gguf_writer_n_tensors(const gguf_writer_t *w);
 int64_t gguf_writer_n_elements(const gguf_writer_t *w);

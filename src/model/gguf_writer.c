@@ -1,4 +1,5 @@
-/* gguf_writer.c: the streaming GGUF v3 writer (see gguf.h).
+/* gguf_writer.c: the streaming GGUF v3 writer (see gguf.h), to a file or (gguf_writer_write_memory)
+ * to a malloc'd buffer through open_memstream, with the same bytes.
  *
  * Owns: copies of keys, tensor names and encoded metadata values; it only references tensor
  * data (or a fill callback) until gguf_writer_write.
@@ -451,4 +452,31 @@ status_t gguf_writer_write(gguf_writer_t *w, const char *path)
                         (unsigned long long)o.pos, strerror(o.err));
     if (st != CLLM_OK && is_reg) remove(path); /* never leave a half-written model behind */
     return st;
+}
+
+status_t gguf_writer_write_memory(gguf_writer_t *w, void **data, size_t *size)
+{
+    out_t o = { NULL, "<memory>", 0, 0 };
+    char *buf = NULL;
+    size_t len = 0;
+    status_t st;
+    if (!w || !data || !size) return cllm_error(CLLM_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    *data = NULL;
+    *size = 0;
+    o.f = open_memstream(&buf, &len);
+    if (!o.f) return cllm_error(CLLM_ERR_NOMEM, "gguf writer: cannot open a memory stream: %s", strerror(errno));
+    errno = 0;
+    write_header(w, &o);
+    st = o.err ? CLLM_OK : write_data(w, &o);
+    if (fclose(o.f) != 0 && !o.err) o.err = errno ? errno : ENOMEM;
+    if (st == CLLM_OK && o.err)
+        st = cllm_error(CLLM_ERR_NOMEM, "gguf writer: in-memory file failed after %llu bytes: %s",
+                        (unsigned long long)o.pos, strerror(o.err));
+    if (st != CLLM_OK) {
+        free(buf);
+        return st;
+    }
+    *data = buf;
+    *size = len;
+    return CLLM_OK;
 }

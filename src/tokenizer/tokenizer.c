@@ -107,12 +107,26 @@ static status_t build_special_list(tokenizer_t *tok)
     return CLLM_OK;
 }
 
-static status_t build_eog(tokenizer_t *tok)
+/* The EOG set: EOS, EOT, EOM, control tokens with an end-of-turn text, and the ids listed in
+ * tokenizer.ggml.eog_token_ids (a cllm key, written by hf_tokenizer.c from a Hugging Face
+ * generation_config.json eos_token_id list; ids outside the vocabulary are ignored). */
+static status_t build_eog(tokenizer_t *tok, const gguf_t *g)
 {
     const vocab_t *v = &tok->vocab;
+    const int64_t idx = gguf_find_key(g, "tokenizer.ggml.eog_token_ids");
 
     tok->eog = calloc((size_t)v->n_tokens, 1);
     if (!tok->eog) return cllm_error(CLLM_ERR_NOMEM, "tokenizer: out of memory");
+    if (idx >= 0) {
+        const uint8_t *ids = gguf_arr_data(g, idx);
+        if (gguf_arr_type(g, idx) != GGUF_TYPE_INT32 || (!ids && gguf_arr_n(g, idx)))
+            return cllm_error(CLLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.eog_token_ids is not an array of i32");
+        for (uint64_t i = 0; i < gguf_arr_n(g, idx); i++) {
+            int32_t id;
+            memcpy(&id, ids + 4 * i, 4);
+            if (id >= 0 && id < v->n_tokens) tok->eog[id] = 1;
+        }
+    }
     if (tok->eos >= 0) tok->eog[tok->eos] = 1;
     if (tok->eot >= 0) tok->eog[tok->eot] = 1;
     if (tok->eom >= 0) tok->eog[tok->eom] = 1;
@@ -291,7 +305,7 @@ status_t tokenizer_create(const gguf_t *g, tokenizer_t **out)
     } else {
         bpe_init(&tok->bpe, &tok->vocab, pre, ignore_merges);
     }
-    if ((st = build_special_list(tok)) != CLLM_OK || (st = build_eog(tok)) != CLLM_OK ||
+    if ((st = build_special_list(tok)) != CLLM_OK || (st = build_eog(tok, g)) != CLLM_OK ||
         (st = build_pieces(tok)) != CLLM_OK)
         goto fail;
     log_debug("tokenizer: %s, %d tokens, %zu merges, bos %d eos %d eot %d, %zu special",
