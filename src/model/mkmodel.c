@@ -8,12 +8,19 @@
  * and every merge's result is a token, as llama.cpp's BPE requires. */
 #include "model/mkmodel.h"
 
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "model/gguf.h"
+#include "model/hf_model.h"
+#include "model/safetensors.h"
+#include "tokenizer/hf_tokenizer.h"
 
 #define INIT_STD 0.02f
 #define MAX_DIM ((int64_t)1 << 20)   /* bound on every size, so products cannot overflow */
@@ -126,6 +133,8 @@ uint32_t mkmodel_file_type(dtype_t t)
     return 0;
 }
 
+static status_t gen_defaults_parse(const char *spec, json_t *gen);
+
 static int64_t head_dim_of(const mkmodel_params_t *p)
 {
     return p->head_dim ? p->head_dim : (p->n_head ? p->n_embd / p->n_head : 0);
@@ -174,7 +183,22 @@ status_t mkmodel_params_check(const mkmodel_params_t *p)
                           "mkmodel: dtype %s needs n_embd (%lld), n_ff (%lld) and n_head*head_dim (%lld) to be multiples of %zu",
                           dtype_name((uint32_t)p->dtype), (long long)p->n_embd, (long long)p->n_ff,
                           (long long)(p->n_head * hd), blk);
-    return CLLM_OK;
+    if (p->format != MKMODEL_FORMAT_HF) {
+        if (p->format != MKMODEL_FORMAT_GGUF)
+            return cllm_error(CLLM_ERR_INVALID_ARG, "mkmodel: unknown format %d", (int)p->format);
+        if (p->n_shards > 1 || p->gen_defaults)
+            return cllm_error(CLLM_ERR_INVALID_ARG, "mkmodel: shards and generation defaults need the hf format");
+        return CLLM_OK;
+    }
+    if (blk != 1)
+        return cllm_error(CLLM_ERR_INVALID_ARG, "mkmodel: safetensors has no %s type: use f32, f16 or bf16 with the hf format",
+                          dtype_name((uint32_t)p->dtype));
+    if (p->n_shards < 0 || p->n_shards > 99999)
+        return cllm_error(CLLM_ERR_INVALID_ARG, "mkmodel: %d shards out of range (1..99999)", p->n_shards);
+    if (p->n_shards > p->n_layer * 9 + 2 + !p->tied)
+        return cllm_error(CLLM_ERR_INVALID_ARG, "mkmodel: %d shards for %lld tensors", p->n_shards,
+                          (long long)(p->n_layer * 9 + 2 + !p->tied));
+    return p->gen_defaults ? gen_defaults_parse(p->gen_defaults, NULL) : CLLM_OK;
 }
 
 /* ---------------------------------------------------------------- random numbers */
@@ -243,32 +267,30 @@ typedef enum { FILL_RANDOM, FILL_ONES, FILL_ROPE_FREQS } fill_kind_t;
 
 typedef struct {
     const mkmodel_params_t *p;
-    const char *name;   /* the tensor's name (into the names arena) */
+    const char *name;   /* the tensor's GGUF name, which seeds its stream (into the names arena) */
     fill_kind_t kind;
     dtype_t type;
     int64_t ne0, rows;
+    int64_t permute_head_dim; /* HF q/k_proj: rows per head to put in rotate_half order; else 0 */
     float *scratch;     /* (max ne0) shared f32 row */
 } tensor_fill_t;
 
-/* Llama 3.x RoPE frequency divisors, computed in f32 as llama.cpp's converter does:
- * 1 for short wavelengths, factor for long ones, a smooth blend between. (head_dim / 2) */
-static void rope_llama3_factors(const mkmodel_params_t *p, float *out, int64_t n)
+/* The tensor's values in GGUF row order: N(0, 0.02) from its own stream, or all 1.0 (any
+ * float dtype), or the Llama 3.x RoPE frequency divisors (F32, head_dim / 2). */
+static void fill_rows(const tensor_fill_t *f, void *dst, size_t row_bytes)
 {
-    int64_t hd = head_dim_of(p);
-    float low_wavelen = (float)p->rope_orig_ctx / p->rope_low_freq_factor;
-    float high_wavelen = (float)p->rope_orig_ctx / p->rope_high_freq_factor;
-    for (int64_t i = 0; i < n; i++) {
-        float freq = 1.0f / powf(p->rope_theta, (float)(2 * i) / (float)hd);
-        float wavelen = (float)(2.0 * M_PI) / freq;
-        if (wavelen < high_wavelen) {
-            out[i] = 1.0f;
-        } else if (wavelen > low_wavelen) {
-            out[i] = p->rope_factor;
-        } else {
-            float smooth = ((float)p->rope_orig_ctx / wavelen - p->rope_low_freq_factor) /
-                           (p->rope_high_freq_factor - p->rope_low_freq_factor);
-            out[i] = 1.0f / ((1.0f - smooth) / p->rope_factor + smooth);
-        }
+    rng_t rng;
+    if (f->kind == FILL_ROPE_FREQS) {
+        hf_model_rope_llama3_factors(f->p->rope_theta, head_dim_of(f->p), f->p->rope_factor, f->p->rope_low_freq_factor,
+                                     f->p->rope_high_freq_factor, (float)f->p->rope_orig_ctx, dst);
+        return;
+    }
+    rng_seed(&rng, f->p->seed, f->name);
+    for (int64_t r = 0; r < f->rows; r++) {
+        float *row = f->type == DTYPE_F32 ? (float *)((uint8_t *)dst + (size_t)r * row_bytes) : f->scratch;
+        for (int64_t i = 0; i < f->ne0; i++) row[i] = f->kind == FILL_ONES ? 1.0f : INIT_STD * rng_normal(&rng);
+        if (f->type != DTYPE_F32)
+            dtype_from_f32_row(f->type, row, (uint8_t *)dst + (size_t)r * row_bytes, (size_t)f->ne0);
     }
 }
 
@@ -276,25 +298,20 @@ static status_t fill_tensor(void *ctx, void *dst, size_t nbytes)
 {
     tensor_fill_t *f = ctx;
     size_t row_bytes = dtype_row_bytes(f->type, (size_t)f->ne0);
-    rng_t rng;
+    void *gguf_order;
     if (row_bytes * (size_t)f->rows != nbytes)
         return cllm_error(CLLM_ERR_INTERNAL, "mkmodel: tensor '%s': %zu bytes asked, %zu expected", f->name, nbytes,
                           row_bytes * (size_t)f->rows);
-    if (f->kind == FILL_ONES) { /* F32 always */
-        for (int64_t i = 0; i < f->ne0 * f->rows; i++) ((float *)dst)[i] = 1.0f;
+    if (!f->permute_head_dim) {
+        fill_rows(f, dst, row_bytes);
         return CLLM_OK;
     }
-    if (f->kind == FILL_ROPE_FREQS) {
-        rope_llama3_factors(f->p, dst, f->ne0);
-        return CLLM_OK;
-    }
-    rng_seed(&rng, f->p->seed, f->name);
-    for (int64_t r = 0; r < f->rows; r++) {
-        float *row = f->type == DTYPE_F32 ? (float *)((uint8_t *)dst + (size_t)r * row_bytes) : f->scratch;
-        for (int64_t i = 0; i < f->ne0; i++) row[i] = INIT_STD * rng_normal(&rng);
-        if (f->type != DTYPE_F32)
-            dtype_from_f32_row(f->type, row, (uint8_t *)dst + (size_t)r * row_bytes, (size_t)f->ne0);
-    }
+    /* a checkpoint's q_proj / k_proj: the GGUF rows, then each head into rotate_half order */
+    if (!(gguf_order = malloc(nbytes ? nbytes : 1)))
+        return cllm_error(CLLM_ERR_NOMEM, "mkmodel: out of memory for tensor '%s'", f->name);
+    fill_rows(f, gguf_order, row_bytes);
+    hf_model_permute_qk(dst, gguf_order, f->rows, f->permute_head_dim, row_bytes, true);
+    free(gguf_order);
     return CLLM_OK;
 }
 
@@ -551,24 +568,32 @@ static status_t vocab_source_write(vocab_source_t *vs, gguf_writer_t *w, const m
 
 /* ---------------------------------------------------------------- the model */
 
+#define NAME_SLOT 64 /* bytes per tensor name: "model.layers.1023.post_attention_layernorm.weight" fits */
+
 typedef struct {
-    gguf_writer_t *w;
+    gguf_writer_t *w;        /* GGUF, or */
+    safetensors_writer_t *sw; /* a checkpoint's safetensors */
     const mkmodel_params_t *p;
     tensor_fill_t *fills;  /* (cap) contexts, alive until the write */
-    char *names;           /* (cap * 48) tensor names */
+    char *names;           /* (cap * NAME_SLOT) GGUF tensor names */
     size_t n, cap;
+    int64_t n_elements;
     float *scratch;        /* (max ne0) */
 } model_builder_t;
 
-static status_t add_weight(model_builder_t *b, const char *name, fill_kind_t kind, dtype_t type, int64_t ne0,
-                           int64_t ne1)
+/* Plans one tensor: gguf names it in a GGUF (and seeds its values), hf in a checkpoint (NULL:
+ * none there). permute: a checkpoint's q/k_proj, whose rows go in rotate_half order. */
+static status_t add_weight(model_builder_t *b, const char *gguf, const char *hf, fill_kind_t kind, dtype_t type,
+                           int64_t ne0, int64_t ne1, bool permute)
 {
     tensor_fill_t *f;
-    int64_t ne[2] = { ne0, ne1 };
+    int64_t ne[2] = { ne0, ne1 }, shape[2] = { ne1, ne0 };
+    uint32_t n_dims = ne1 > 1 || kind == FILL_RANDOM ? 2 : 1;
     char *slot;
+    if (b->sw && !hf) return CLLM_OK;
     if (b->n == b->cap) return cllm_error(CLLM_ERR_INTERNAL, "mkmodel: more tensors than planned");
-    slot = b->names + b->n * 48;
-    snprintf(slot, 48, "%s", name);
+    slot = b->names + b->n * NAME_SLOT;
+    snprintf(slot, NAME_SLOT, "%s", gguf);
     f = &b->fills[b->n++];
     f->p = b->p;
     f->name = slot;
@@ -576,9 +601,15 @@ static status_t add_weight(model_builder_t *b, const char *name, fill_kind_t kin
     f->type = type;
     f->ne0 = ne0;
     f->rows = ne1;
+    f->permute_head_dim = b->sw && permute ? head_dim_of(b->p) : 0;
     f->scratch = b->scratch;
-    return gguf_writer_add_tensor_fill(b->w, slot, (uint32_t)type, ne1 > 1 || kind == FILL_RANDOM ? 2 : 1, ne,
-                                       fill_tensor, f);
+    b->n_elements += ne0 * ne1;
+    if (!b->sw) return gguf_writer_add_tensor_fill(b->w, slot, (uint32_t)type, n_dims, ne, fill_tensor, f);
+    /* a checkpoint holds float types only (mkmodel_params_check) */
+    return safetensors_writer_add_tensor_fill(b->sw, hf, type == DTYPE_F32   ? ST_DTYPE_F32
+                                                         : type == DTYPE_F16 ? ST_DTYPE_F16
+                                                                             : ST_DTYPE_BF16,
+                                              n_dims, n_dims == 2 ? shape : ne, fill_tensor, f);
 }
 
 static status_t set_hparams(gguf_writer_t *w, const mkmodel_params_t *p, int64_t n_vocab)
@@ -609,55 +640,270 @@ static status_t add_weights(model_builder_t *b, int64_t n_vocab)
 {
     const mkmodel_params_t *p = b->p;
     int64_t hd = head_dim_of(p), q_dim = p->n_head * hd, kv_dim = p->n_head_kv * hd;
-    dtype_t t = p->dtype;
+    dtype_t t = p->dtype, norm_t = b->sw ? p->dtype : DTYPE_F32;
     status_t st = CLLM_OK;
-    char name[48];
-    /* llama.cpp's converter writes rope_freqs first (an extra tensor generated before the rest) */
-    if (p->rope_llama3) st = add_weight(b, "rope_freqs.weight", FILL_ROPE_FREQS, DTYPE_F32, hd / 2, 1);
-    if (st == CLLM_OK) st = add_weight(b, "token_embd.weight", FILL_RANDOM, t, p->n_embd, n_vocab);
+    char name[NAME_SLOT], hf[NAME_SLOT];
+    /* llama.cpp's converter writes rope_freqs first (an extra tensor generated before the rest);
+     * a checkpoint has config.json's rope_scaling instead */
+    if (p->rope_llama3) st = add_weight(b, "rope_freqs.weight", NULL, FILL_ROPE_FREQS, DTYPE_F32, hd / 2, 1, false);
+    if (st == CLLM_OK)
+        st = add_weight(b, "token_embd.weight", "model.embed_tokens.weight", FILL_RANDOM, t, p->n_embd, n_vocab, false);
     for (int64_t l = 0; l < p->n_layer && st == CLLM_OK; l++) {
         static const struct {
-            const char *suffix;
+            const char *suffix, *hf;
             int in, out; /* 0 n_embd, 1 q_dim, 2 kv_dim, 3 n_ff, -1 a norm */
         } layer[] = {
-            { "attn_norm", 0, -1 }, { "attn_q", 0, 1 }, { "attn_k", 0, 2 }, { "attn_v", 0, 2 },
-            { "attn_output", 1, 0 }, { "ffn_norm", 0, -1 }, { "ffn_gate", 0, 3 }, { "ffn_up", 0, 3 },
-            { "ffn_down", 3, 0 },
+            { "attn_norm", "input_layernorm", 0, -1 },  { "attn_q", "self_attn.q_proj", 0, 1 },
+            { "attn_k", "self_attn.k_proj", 0, 2 },     { "attn_v", "self_attn.v_proj", 0, 2 },
+            { "attn_output", "self_attn.o_proj", 1, 0 }, { "ffn_norm", "post_attention_layernorm", 0, -1 },
+            { "ffn_gate", "mlp.gate_proj", 0, 3 },      { "ffn_up", "mlp.up_proj", 0, 3 },
+            { "ffn_down", "mlp.down_proj", 3, 0 },
         };
         const int64_t dims[4] = { p->n_embd, q_dim, kv_dim, p->n_ff };
         for (size_t k = 0; k < sizeof(layer) / sizeof(layer[0]) && st == CLLM_OK; k++) {
             snprintf(name, sizeof(name), "blk.%lld.%s.weight", (long long)l, layer[k].suffix);
+            snprintf(hf, sizeof(hf), "model.layers.%lld.%s.weight", (long long)l, layer[k].hf);
             if (layer[k].out < 0)
-                st = add_weight(b, name, FILL_ONES, DTYPE_F32, p->n_embd, 1);
+                st = add_weight(b, name, hf, FILL_ONES, norm_t, p->n_embd, 1, false);
             else
-                st = add_weight(b, name, FILL_RANDOM, t, dims[layer[k].in], dims[layer[k].out]);
+                st = add_weight(b, name, hf, FILL_RANDOM, t, dims[layer[k].in], dims[layer[k].out], k == 1 || k == 2);
         }
     }
-    if (st == CLLM_OK) st = add_weight(b, "output_norm.weight", FILL_ONES, DTYPE_F32, p->n_embd, 1);
-    if (st == CLLM_OK && !p->tied) st = add_weight(b, "output.weight", FILL_RANDOM, t, p->n_embd, n_vocab);
+    if (st == CLLM_OK) st = add_weight(b, "output_norm.weight", "model.norm.weight", FILL_ONES, norm_t, p->n_embd, 1, false);
+    if (st == CLLM_OK && !p->tied)
+        st = add_weight(b, "output.weight", "lm_head.weight", FILL_RANDOM, t, p->n_embd, n_vocab, false);
+    return st;
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+static status_t builder_init(model_builder_t *b, const mkmodel_params_t *p)
+{
+    int64_t max_ne0 = p->n_embd > p->n_ff ? p->n_embd : p->n_ff;
+    if (p->n_head * head_dim_of(p) > max_ne0) max_ne0 = p->n_head * head_dim_of(p);
+    memset(b, 0, sizeof(*b));
+    b->p = p;
+    b->cap = (size_t)p->n_layer * 9 + 4;
+    b->fills = calloc(b->cap, sizeof(*b->fills));
+    b->names = calloc(b->cap, NAME_SLOT);
+    b->scratch = malloc((size_t)max_ne0 * sizeof(float));
+    if (p->format == MKMODEL_FORMAT_HF) b->sw = safetensors_writer_create();
+    else b->w = gguf_writer_create();
+    if (!b->fills || !b->names || !b->scratch || (!b->w && !b->sw)) return cllm_error(CLLM_ERR_NOMEM, "mkmodel: out of memory");
+    return CLLM_OK;
+}
+
+static void builder_free(model_builder_t *b)
+{
+    gguf_writer_destroy(b->w);
+    safetensors_writer_destroy(b->sw);
+    free(b->fills);
+    free(b->names);
+    free(b->scratch);
+}
+
+/* ---------------------------------------------------------------- Hugging Face checkpoints */
+
+/* The double whose shortest decimal form reads back as f (1e-5f -> 1e-05, not 9.99999975e-06),
+ * so config.json shows what a person would write and still parses to the same float. */
+static json_t *json_float(float f)
+{
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    return json_real(strtod(buf, NULL));
+}
+
+/* Writes obj to dir/file (2-space indent, 9 significant digits: every float reads back exactly)
+ * and releases it. */
+static status_t json_write(json_t *obj, const char *dir, const char *file)
+{
+    char path[PATH_MAX];
+    int rc = obj ? 0 : -1;
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    if (!rc) rc = json_dump_file(obj, path, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+    json_decref(obj);
+    if (rc) return cllm_error(CLLM_ERR_IO, "mkmodel: cannot write %s", path);
+    return CLLM_OK;
+}
+
+/* json_pack's "o" takes its reference even when packing fails: no leak on either path. */
+static status_t write_config(const mkmodel_params_t *p, const char *dir, int64_t n_vocab, int64_t bos, int64_t eos)
+{
+    static const char *const torch_dtype[] = { [DTYPE_F32] = "float32", [DTYPE_F16] = "float16", [DTYPE_BF16] = "bfloat16" };
+    json_t *rope = json_null(), *cfg;
+    if (p->rope_llama3)
+        rope = json_pack("{s:o, s:o, s:o, s:I, s:s}", "factor", json_float(p->rope_factor), "high_freq_factor",
+                         json_float(p->rope_high_freq_factor), "low_freq_factor", json_float(p->rope_low_freq_factor),
+                         "original_max_position_embeddings", (json_int_t)p->rope_orig_ctx, "rope_type", "llama3");
+    cfg = json_pack("{s:[s], s:s, s:b, s:I, s:s, s:I, s:o, s:I, s:I, s:b, s:I, s:I, s:I, s:o, s:o, s:o, s:b, s:s, "
+                    "s:b, s:I}",
+                    "architectures", "LlamaForCausalLM", "model_type", "llama", "attention_bias", 0, "head_dim",
+                    (json_int_t)head_dim_of(p), "hidden_act", "silu", "hidden_size", (json_int_t)p->n_embd,
+                    "initializer_range", json_float(INIT_STD), "intermediate_size", (json_int_t)p->n_ff,
+                    "max_position_embeddings", (json_int_t)p->n_ctx, "mlp_bias", 0, "num_attention_heads",
+                    (json_int_t)p->n_head, "num_hidden_layers", (json_int_t)p->n_layer, "num_key_value_heads",
+                    (json_int_t)p->n_head_kv, "rms_norm_eps", json_float(p->rms_eps), "rope_scaling", rope,
+                    "rope_theta", json_float(p->rope_theta), "tie_word_embeddings", p->tied, "torch_dtype",
+                    torch_dtype[p->dtype], "use_cache", 1, "vocab_size", (json_int_t)n_vocab);
+    if (cfg && bos >= 0) json_object_set_new(cfg, "bos_token_id", json_integer(bos));
+    if (cfg && eos >= 0) json_object_set_new(cfg, "eos_token_id", json_integer(eos));
+    return json_write(cfg, dir, "config.json");
+}
+
+typedef struct {
+    const char *key;
+    bool integer;
+    double lo, hi;
+} gen_key_t;
+
+static const gen_key_t gen_keys[] = {
+    { "temperature", false, 0.0, 1e6 }, { "top_p", false, 1e-9, 1.0 }, { "top_k", true, 0.0, 1e9 },
+    { "min_p", false, 0.0, 1.0 },       { "repetition_penalty", false, 1e-9, 1e6 },
+};
+
+/* Parses "key=value,..." into the JSON object gen (NULL: only check). */
+static status_t gen_defaults_parse(const char *spec, json_t *gen)
+{
+    const char *s = spec;
+    while (*s) {
+        const char *end = strchr(s, ','), *eq = strchr(s, '=');
+        size_t klen, n = sizeof(gen_keys) / sizeof(gen_keys[0]), k;
+        char *num_end;
+        double v;
+        if (!end) end = s + strlen(s);
+        if (!eq || eq > end)
+            return cllm_error(CLLM_ERR_INVALID_ARG,
+                              "mkmodel: --gen-defaults '%s': expected key=value pairs separated by commas", spec);
+        klen = (size_t)(eq - s);
+        for (k = 0; k < n && (strlen(gen_keys[k].key) != klen || strncmp(gen_keys[k].key, s, klen)); k++) {}
+        if (k == n)
+            return cllm_error(CLLM_ERR_INVALID_ARG, "mkmodel: --gen-defaults: unknown key '%.*s' (known: temperature, top_p, "
+                              "top_k, min_p, repetition_penalty)", (int)klen, s);
+        v = strtod(eq + 1, &num_end);
+        if (num_end != end || eq + 1 == end || !(v >= gen_keys[k].lo && v <= gen_keys[k].hi) ||
+            (gen_keys[k].integer && v != floor(v)))
+            return cllm_error(CLLM_ERR_INVALID_ARG, "mkmodel: --gen-defaults: %s needs %s in [%g, %g], not '%.*s'",
+                              gen_keys[k].key, gen_keys[k].integer ? "an integer" : "a number", gen_keys[k].lo,
+                              gen_keys[k].hi, (int)(end - eq - 1), eq + 1);
+        if (gen)
+            json_object_set_new(gen, gen_keys[k].key,
+                                gen_keys[k].integer ? json_integer((json_int_t)v) : json_float((float)v));
+        s = *end ? end + 1 : end;
+    }
+    return CLLM_OK;
+}
+
+/* generation_config.json: bos/eos (eos and eot as a list when they differ, as Meta's instruct
+ * checkpoints do), and the sampling defaults of --gen-defaults. */
+static status_t write_generation_config(const mkmodel_params_t *p, const char *dir, int64_t bos, int64_t eos, int64_t eot)
+{
+    json_t *gen = json_object();
+    status_t st;
+    if (!gen) return cllm_error(CLLM_ERR_NOMEM, "mkmodel: out of memory");
+    if (bos >= 0) json_object_set_new(gen, "bos_token_id", json_integer(bos));
+    if (eos >= 0 && eot >= 0 && eot != eos)
+        json_object_set_new(gen, "eos_token_id", json_pack("[I, I]", (json_int_t)eos, (json_int_t)eot));
+    else if (eos >= 0)
+        json_object_set_new(gen, "eos_token_id", json_integer(eos));
+    if (p->gen_defaults && p->gen_defaults[0]) {
+        json_object_set_new(gen, "do_sample", json_true());
+        if ((st = gen_defaults_parse(p->gen_defaults, gen)) != CLLM_OK) {
+            json_decref(gen);
+            return st;
+        }
+    }
+    return json_write(gen, dir, "generation_config.json");
+}
+
+/* The vocabulary as a GGUF for hf_tokenizer_write: --vocab-from's file, or the built-in one
+ * written to a temporary file in dir (removed at once; the mapping stays valid). */
+static status_t vocab_gguf(vocab_source_t *vs, const mkmodel_params_t *p, const char *dir, gguf_t **own, gguf_t **out)
+{
+    char path[PATH_MAX];
+    gguf_writer_t *w;
+    status_t st;
+    *own = NULL;
+    *out = vs->src;
+    if (vs->src) return CLLM_OK;
+    if (!(w = gguf_writer_create())) return cllm_error(CLLM_ERR_NOMEM, "mkmodel: out of memory");
+    snprintf(path, sizeof(path), "%s/.cllm-vocab.gguf", dir);
+    st = vocab_source_write(vs, w, p);
+    if (st == CLLM_OK) st = gguf_writer_write(w, path);
+    gguf_writer_destroy(w);
+    if (st == CLLM_OK) st = gguf_open(path, own);
+    remove(path);
+    *out = *own;
+    return st;
+}
+
+static int64_t vocab_id(const gguf_t *g, const char *key)
+{
+    int64_t v = -1;
+    if (gguf_get_i64_opt(g, key, &v) != CLLM_OK) v = -1;
+    return v;
+}
+
+static status_t write_hf(const mkmodel_params_t *p, const char *dir, mkmodel_stats_t *stats)
+{
+    model_builder_t b;
+    vocab_source_t vs = { 0 };
+    gguf_t *own = NULL, *vocab = NULL;
+    struct stat sb;
+    int n_shards = p->n_shards > 1 ? p->n_shards : 1;
+    int64_t bos, eos;
+    status_t st;
+
+    if (mkdir(dir, 0777) != 0 && !(errno == EEXIST && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)))
+        return cllm_error(CLLM_ERR_IO, "mkmodel: cannot create directory %s: %s", dir,
+                          errno == EEXIST ? "a file is in the way" : strerror(errno));
+    if ((st = builder_init(&b, p)) != CLLM_OK) goto out_free;
+    if ((st = vocab_source_open(&vs, p)) != CLLM_OK) goto out_free;
+    if ((st = vocab_gguf(&vs, p, dir, &own, &vocab)) != CLLM_OK) goto out_free;
+    if ((st = hf_tokenizer_write(vocab, p->chat_template, dir)) != CLLM_OK) goto out_free;
+    bos = vocab_id(vocab, "tokenizer.ggml.bos_token_id");
+    eos = vocab_id(vocab, "tokenizer.ggml.eos_token_id");
+    if ((st = write_config(p, dir, vs.n_vocab, bos, eos)) != CLLM_OK) goto out_free;
+    if ((st = write_generation_config(p, dir, bos, eos, vocab_id(vocab, "tokenizer.ggml.eot_token_id"))) != CLLM_OK)
+        goto out_free;
+    if ((st = safetensors_writer_set_metadata(b.sw, "format", "pt")) != CLLM_OK) goto out_free;
+    if ((st = add_weights(&b, vs.n_vocab)) != CLLM_OK) goto out_free;
+    if ((st = safetensors_writer_write_dir(b.sw, dir, n_shards)) != CLLM_OK) goto out_free;
+    if (stats) {
+        char path[PATH_MAX];
+        stats->n_params = b.n_elements;
+        stats->n_tensors = (int64_t)safetensors_writer_n_tensors(b.sw);
+        stats->n_vocab = vs.n_vocab;
+        stats->n_bytes = 0;
+        for (int k = 1; k <= n_shards; k++) {
+            if (n_shards == 1) snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+            else snprintf(path, sizeof(path), "%s/model-%05d-of-%05d.safetensors", dir, k, n_shards);
+            stats->n_bytes += file_size(path);
+        }
+    }
+out_free:
+    gguf_close(own);
+    vocab_source_close(&vs);
+    builder_free(&b);
     return st;
 }
 
 status_t mkmodel_write(const mkmodel_params_t *p, const char *path, mkmodel_stats_t *stats)
 {
-    model_builder_t b = { 0 };
+    model_builder_t b;
     vocab_source_t vs = { 0 };
-    int64_t n_vocab = 0, max_ne0;
+    int64_t n_vocab = 0;
     status_t st;
     if (!p || !path) return cllm_error(CLLM_ERR_INVALID_ARG, "mkmodel: NULL argument");
     if ((st = mkmodel_params_check(p)) != CLLM_OK) return st;
-    b.p = p;
-    b.w = gguf_writer_create();
-    b.cap = (size_t)p->n_layer * 9 + 4;
-    b.fills = calloc(b.cap, sizeof(*b.fills));
-    b.names = calloc(b.cap, 48);
-    max_ne0 = p->n_embd > p->n_ff ? p->n_embd : p->n_ff;
-    if (p->n_head * head_dim_of(p) > max_ne0) max_ne0 = p->n_head * head_dim_of(p);
-    b.scratch = malloc((size_t)max_ne0 * sizeof(float));
-    if (!b.w || !b.fills || !b.names || !b.scratch) {
-        st = cllm_error(CLLM_ERR_NOMEM, "mkmodel: out of memory");
-        goto out_free;
-    }
+    if (p->format == MKMODEL_FORMAT_HF) return write_hf(p, path, stats);
+    if ((st = builder_init(&b, p)) != CLLM_OK) goto out_free;
     /* the vocabulary first: it fixes n_vocab, which the hparams and token_embd need */
     if ((st = vocab_source_open(&vs, p)) != CLLM_OK) goto out_free;
     n_vocab = vs.n_vocab;
@@ -669,19 +915,13 @@ status_t mkmodel_write(const mkmodel_params_t *p, const char *path, mkmodel_stat
     if ((st = add_weights(&b, n_vocab)) != CLLM_OK) goto out_free;
     if ((st = gguf_writer_write(b.w, path)) != CLLM_OK) goto out_free;
     if (stats) {
-        FILE *f = fopen(path, "rb");
         stats->n_params = gguf_writer_n_elements(b.w);
         stats->n_tensors = gguf_writer_n_tensors(b.w);
         stats->n_vocab = n_vocab;
-        stats->n_bytes = 0;
-        if (f && fseek(f, 0, SEEK_END) == 0) stats->n_bytes = (uint64_t)ftell(f);
-        if (f) fclose(f);
+        stats->n_bytes = file_size(path);
     }
 out_free:
     vocab_source_close(&vs);
-    gguf_writer_destroy(b.w);
-    free(b.fills);
-    free(b.names);
-    free(b.scratch);
+    builder_free(&b);
     return st;
 }

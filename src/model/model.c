@@ -1,8 +1,9 @@
-/* model.c: loads a Llama-family GGUF into a model_t (see model.h).
+/* model.c: loads a Llama-family GGUF into a model_t (see model.h); a Hugging Face checkpoint
+ * directory is handed to model/hf_model.c, which fills the same model_t.
  *
  * Invariants after a successful load: every matrix has a supported type, the exact shape the
- * graph needs, and its data inside the mapping; every norm/bias vector is an owned f32 copy;
- * rope_inv_freq holds rope_dim/2 frequencies with any rope scaling already folded in. */
+ * graph needs, and its data inside the mapping (or owned_qk); every norm/bias vector is an owned
+ * f32 copy; rope_inv_freq holds rope_dim/2 frequencies with any rope scaling already folded in. */
 #include "model/model.h"
 
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "model/hf_model.h"
 
 /* Reads "<arch>.<suffix>" as an integer into *out; absent keys are an error unless opt. */
 static status_t arch_get_i32(const model_t *m, const char *suffix, int32_t *out, bool opt)
@@ -155,23 +157,27 @@ static status_t load_rope(model_t *m)
         }
     }
     if ((st = load_vector(m, "rope_freqs.weight", n, true, &factors)) != CLLM_OK) return st;
-    m->rope_inv_freq = malloc((size_t)n * sizeof(float));
-    if (!m->rope_inv_freq) {
-        free(factors);
-        return cllm_error(CLLM_ERR_NOMEM, "model: out of memory");
-    }
-    {
-        /* theta^(-2i/d) as a running product of theta^(-2/d) in f32, the way ggml forms it, so
-         * angles agree with llama.cpp's to the last bit or two. */
-        float theta_scale = powf(hp->rope_theta, -2.0f / (float)hp->rope_dim), f = 1.0f;
-        for (int i = 0; i < n; i++) {
-            float v = f * linear;
-            if (factors) v /= factors[i];
-            m->rope_inv_freq[i] = v;
-            f *= theta_scale;
-        }
-    }
+    st = model_rope_init(m, factors, linear);
     free(factors);
+    return st;
+}
+
+status_t model_rope_init(model_t *m, const float *factors, float linear)
+{
+    const model_hparams_t *hp = &m->hp;
+    int n = hp->rope_dim / 2;
+    /* theta^(-2i/d) as a running product of theta^(-2/d) in f32, the way ggml forms it, so
+     * angles agree with llama.cpp's to the last bit or two. */
+    float theta_scale = powf(hp->rope_theta, -2.0f / (float)hp->rope_dim), f = 1.0f;
+    free(m->rope_inv_freq);
+    m->rope_inv_freq = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!m->rope_inv_freq) return cllm_error(CLLM_ERR_NOMEM, "model: out of memory");
+    for (int i = 0; i < n; i++) {
+        float v = f * linear;
+        if (factors) v /= factors[i];
+        m->rope_inv_freq[i] = v;
+        f *= theta_scale;
+    }
     return CLLM_OK;
 }
 
@@ -229,6 +235,11 @@ status_t model_load(const char *path, model_t **out)
     *out = NULL;
     m = calloc(1, sizeof(*m));
     if (!m) return cllm_error(CLLM_ERR_NOMEM, "model: out of memory");
+    if (hf_model_is_checkpoint(path)) {
+        if ((st = hf_model_load(m, path)) != CLLM_OK) goto out_free;
+        *out = m;
+        return CLLM_OK;
+    }
     if ((st = gguf_open(path, &m->gguf)) != CLLM_OK) goto out_free;
     if ((st = load_hparams(m)) != CLLM_OK) goto out_free;
     if ((st = tokenizer_create(m->gguf, &m->tok)) != CLLM_OK) goto out_free;
@@ -284,6 +295,8 @@ void model_destroy(model_t *m)
     free(m->chat_template);
     tokenizer_destroy(m->tok);
     gguf_close(m->gguf);
+    safetensors_dir_close(m->st);
+    free(m->owned_qk);
     free(m);
 }
 

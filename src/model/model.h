@@ -1,7 +1,12 @@
-/* model.h: a Llama-family model loaded from GGUF: hyper-parameters and weight views.
+/* model.h: a Llama-family model loaded from GGUF or a Hugging Face checkpoint directory:
+ * hyper-parameters and weight views.
  *
- * Owns the mmap'd GGUF (weights are pointers into it, never copies; only the tiny 1-D norm and
- * bias vectors are converted to f32 at load) and the tokenizer built from its metadata.
+ * Owns the mmap'd GGUF or safetensors files (weights are pointers into them, never copies; only
+ * the tiny 1-D norm and bias vectors are converted to f32 at load) and the tokenizer built from
+ * the GGUF's metadata or the checkpoint's tokenizer files. One exception to "never copies": a
+ * Hugging Face Llama/Mistral checkpoint stores wq/wk rows in rotate_half order, which load
+ * permutes once into owned_qk (the size of all wq + wk; logged) so that the engine's Llama RoPE,
+ * and the logits, are bitwise those of the same weights as GGUF (see model/hf_model.h).
  * Architectures: "llama" (Llama 2/3.x, Mistral as converted by llama.cpp), "mistral" (same
  * graph), "qwen2" (QKV biases, NeoX RoPE). Immutable after load: many threads may read it. */
 #ifndef CLLM_MODEL_MODEL_H
@@ -13,6 +18,7 @@
 #include "cllm/status.h"
 #include "core/dtype.h"
 #include "model/gguf.h"
+#include "model/safetensors.h"
 #include "tokenizer/tokenizer.h"
 
 typedef enum { MODEL_ARCH_LLAMA = 0, MODEL_ARCH_QWEN2 = 1 } model_arch_t;
@@ -68,7 +74,9 @@ typedef struct {
 } model_gen_defaults_t;
 
 typedef struct model {
-    gguf_t *gguf;
+    gguf_t *gguf;             /* the GGUF file, or NULL for a Hugging Face checkpoint */
+    safetensors_dir_t *st;    /* the checkpoint's weights, or NULL for GGUF */
+    void *owned_qk;           /* HF Llama/Mistral: every layer's wq then wk, rows permuted; else NULL */
     tokenizer_t *tok;
     model_hparams_t hp;
     float *rope_inv_freq;     /* (rope_dim / 2) angular frequencies, scaling applied */
@@ -83,10 +91,16 @@ typedef struct model {
     model_gen_defaults_t gen_defaults;
 } model_t;
 
-/* Loads path (GGUF). Errors: CLLM_ERR_IO, CLLM_ERR_FORMAT (malformed, missing or mis-shaped
- * tensor: the message names it), CLLM_ERR_UNSUPPORTED (architecture or tensor type). */
+/* Loads path: a GGUF file, or a Hugging Face checkpoint (a directory, or its config.json).
+ * Errors: CLLM_ERR_IO, CLLM_ERR_FORMAT (malformed, missing or mis-shaped tensor or field: the
+ * message names it), CLLM_ERR_UNSUPPORTED (architecture or tensor type). */
 status_t model_load(const char *path, model_t **out);
 void model_destroy(model_t *m);
+
+/* Sets m->rope_inv_freq from m->hp: theta^(-2i/rope_dim) (a running f32 product, as ggml forms
+ * it) times linear, divided by factors[i] when factors (rope_dim / 2 of them, Llama 3.x
+ * scaling) is not NULL. Both loaders use it, so the same model gives the same bits either way. */
+status_t model_rope_init(model_t *m, const float *factors, float linear);
 
 /* One line describing the model (arch, sizes, type) for logs. */
 void model_describe(const model_t *m, char *buf, size_t cap);

@@ -9,7 +9,12 @@
  * error naming the file and the tensor. Immutable after open: safe to read from many threads.
  *
  * A checkpoint directory holds model.safetensors, or model.safetensors.index.json whose
- * "weight_map" names the shard file of every tensor; safetensors_dir_open handles both. */
+ * "weight_map" names the shard file of every tensor; safetensors_dir_open handles both.
+ *
+ * The writer (safetensors_write.c) streams: the header is laid out from the tensors' shapes,
+ * then each tensor's bytes are written (or produced by a fill callback) one at a time, so a
+ * multi-GB checkpoint never sits in memory whole. The header is padded with spaces to a multiple
+ * of 8 bytes, so the data section (and every tensor whose offset is a multiple of 8) is aligned. */
 #ifndef CLLM_MODEL_SAFETENSORS_H
 #define CLLM_MODEL_SAFETENSORS_H
 
@@ -66,5 +71,37 @@ status_t safetensors_dir_open(const char *dir, safetensors_dir_t **out);
 void safetensors_dir_close(safetensors_dir_t *d);
 const st_tensor_t *safetensors_dir_find(const safetensors_dir_t *d, const char *name);
 size_t safetensors_dir_n_tensors(const safetensors_dir_t *d);
+
+/* --- writer ---
+ * Tensors are laid out in the order added, back to back. Names must be unique and non-empty
+ * (else CLLM_ERR_INVALID_ARG); "__metadata__" holds string pairs only, as the format requires. */
+typedef struct safetensors_writer safetensors_writer_t;
+/* fill(ctx, dst, nbytes) writes the tensor's nbytes bytes at write time. */
+typedef status_t (*safetensors_fill_fn)(void *ctx, void *dst, size_t nbytes);
+
+/* NULL if out of memory. */
+safetensors_writer_t *safetensors_writer_create(void);
+void safetensors_writer_destroy(safetensors_writer_t *w);
+/* A "__metadata__" entry (e.g. "format": "pt"); both strings are copied. */
+status_t safetensors_writer_set_metadata(safetensors_writer_t *w, const char *key, const char *value);
+/* shape: n_dims sizes, outermost first (a Linear weight is [out, in]). data (nbytes, which must
+ * equal the shape's size) is referenced, not copied: it must stay valid until the write. */
+status_t safetensors_writer_add_tensor(safetensors_writer_t *w, const char *name, st_dtype_t dtype, uint32_t n_dims,
+                                       const int64_t *shape, const void *data, size_t nbytes);
+status_t safetensors_writer_add_tensor_fill(safetensors_writer_t *w, const char *name, st_dtype_t dtype,
+                                            uint32_t n_dims, const int64_t *shape, safetensors_fill_fn fill,
+                                            void *fill_ctx);
+/* Writes every tensor into one file. A partial file is removed on failure (CLLM_ERR_IO, or the
+ * fill callback's error as is). */
+status_t safetensors_writer_write(safetensors_writer_t *w, const char *path);
+/* Writes a checkpoint directory (which must exist): n_shards == 1 gives dir/model.safetensors
+ * (and removes a model.safetensors.index.json there, which readers would prefer);
+ * more give dir/model-0000i-of-0000N.safetensors, the tensors split in order into runs of about
+ * equal bytes, plus dir/model.safetensors.index.json ({"metadata": {"total_size"}, "weight_map"}).
+ * n_shards must be in 1..number of tensors (CLLM_ERR_INVALID_ARG). */
+status_t safetensors_writer_write_dir(safetensors_writer_t *w, const char *dir, int n_shards);
+size_t safetensors_writer_n_tensors(const safetensors_writer_t *w);
+/* Sum of the tensors' data bytes. */
+uint64_t safetensors_writer_data_bytes(const safetensors_writer_t *w);
 
 #endif

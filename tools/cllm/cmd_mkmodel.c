@@ -1,4 +1,5 @@
-/* cmd_mkmodel.c: `cllm mkmodel`: writes a llama GGUF with random weights (model/mkmodel.h).
+/* cmd_mkmodel.c: `cllm mkmodel`: writes a llama GGUF, or a Hugging Face checkpoint directory,
+ * with random weights (model/mkmodel.h).
  *
  * Parses flags into mkmodel_params_t (a named --shape first, then explicit flags override it),
  * writes the model and reports what was written on stderr. Bad flags get one line on stderr
@@ -19,8 +20,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cllm mkmodel (--shape NAME | --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N)\n"
-            "                    -o FILE [options]\n"
-            "Writes a llama-architecture GGUF with random weights N(0, 0.02) (norms 1.0).\n\n"
+            "                    -o FILE|DIR [options]\n"
+            "Writes a llama-architecture GGUF (or, with --format hf, a Hugging Face checkpoint\n"
+            "directory) with random weights N(0, 0.02) (norms 1.0).\n\n"
             "  --shape NAME          llama3-1b (Llama 3.2 1B), demo (n_embd 512, 4 layers) or tiny\n"
             "                        (n_embd 64, 2 layers); the flags below override its fields\n"
             "  --n-embd N            embedding width\n"
@@ -33,8 +35,16 @@ static void usage(FILE *f)
             "  --ctx N               context_length to write (default 2048, or the shape's)\n"
             "  --tied | --untied     share token_embd as the output matrix (default tied)\n"
             "  --vocab-size N        pad the built-in vocabulary with reserved tokens up to N\n"
-            "  -o, --output FILE     where to write\n"
-            "  --dtype T             f32 (default), f16, bf16, q8_0 or q4_0 for the 2-D weights\n"
+            "  -o, --output PATH     where to write: a file (gguf) or a directory, created (hf)\n"
+            "  --format F            gguf (default) or hf: config.json, generation_config.json,\n"
+            "                        model.safetensors and tokenizer files; the same seed gives\n"
+            "                        the same model in both formats\n"
+            "  --shards N            hf: N safetensors files + model.safetensors.index.json\n"
+            "  --gen-defaults S      hf: sampling defaults for generation_config.json, e.g.\n"
+            "                        \"temperature=0.6,top_p=0.9\" (temperature, top_p, top_k,\n"
+            "                        min_p, repetition_penalty; default: bos/eos ids only)\n"
+            "  --dtype T             f32 (default), f16, bf16, q8_0 or q4_0 (gguf only) for the\n"
+            "                        2-D weights\n"
             "  --vocab-from GGUF     copy every tokenizer.* key (vocabulary, chat template) from GGUF\n"
             "                        (default: a built-in byte-level BPE vocabulary, Llama 3 specials)\n"
             "  --chat-template T     a built-in template (%s) or a file with\n"
@@ -98,6 +108,7 @@ static int takes_value(const char *a)
     static const char *const flags[] = {
         "--shape", "-o", "--output", "--n-embd", "--n-layer", "--n-head", "--n-head-kv", "--n-ff", "--head-dim",
         "--ctx", "--vocab-size", "--rope-theta", "--seed", "--dtype", "--vocab-from", "--chat-template", "--name",
+        "--format", "--shards", "--gen-defaults",
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!strcmp(a, flags[i])) return 1;
@@ -193,12 +204,23 @@ int cmd_mkmodel(int argc, char **argv)
             tmpl = v;
         } else if (!strcmp(a, "--name")) {
             p.name = v;
+        } else if (!strcmp(a, "--format")) {
+            if (strcmp(v, "gguf") && strcmp(v, "hf")) return bad_flag("--format is gguf or hf, not '%s'", v);
+            p.format = !strcmp(v, "hf") ? MKMODEL_FORMAT_HF : MKMODEL_FORMAT_GGUF;
+        } else if (!strcmp(a, "--shards")) {
+            int64_t n = 1;
+            rc = parse_i64(a, v, &n);
+            p.n_shards = n > 99999 ? 100000 : (int)n; /* out of range: refused by mkmodel_params_check */
+        } else if (!strcmp(a, "--gen-defaults")) {
+            p.gen_defaults = v;
         }
     }
     if (rc) return rc;
     if (!shape && !(have[0] && have[1] && have[2] && have[3] && have[4]))
         return bad_flag("give --shape NAME, or all of --n-embd --n-layer --n-head --n-head-kv --n-ff");
-    if (!out) return bad_flag("missing -o FILE");
+    if (!out) return bad_flag(p.format == MKMODEL_FORMAT_HF ? "missing -o DIR" : "missing -o FILE");
+    if (p.format != MKMODEL_FORMAT_HF && (p.n_shards || p.gen_defaults))
+        return bad_flag("--shards and --gen-defaults need --format hf");
     if (tmpl) {
         p.chat_template = mkmodel_chat_template(tmpl);
         if (!p.chat_template) {
@@ -220,10 +242,11 @@ int cmd_mkmodel(int argc, char **argv)
         return 1;
     }
     fprintf(stderr,
-            "cllm mkmodel: wrote %s: llama, n_embd %lld, %lld layers, %lld/%lld heads, n_ff %lld, vocab %lld, %s, "
+            "cllm mkmodel: wrote %s%s: llama, n_embd %lld, %lld layers, %lld/%lld heads, n_ff %lld, vocab %lld, %s, "
             "%s; %.2fM params in %lld tensors, %llu bytes (%.1f MiB)\n",
-            out, (long long)p.n_embd, (long long)p.n_layer, (long long)p.n_head, (long long)p.n_head_kv,
-            (long long)p.n_ff, (long long)stats.n_vocab, dtype_name((uint32_t)p.dtype), p.tied ? "tied" : "untied",
+            out, p.format == MKMODEL_FORMAT_HF ? " (Hugging Face checkpoint)" : "", (long long)p.n_embd,
+            (long long)p.n_layer, (long long)p.n_head, (long long)p.n_head_kv, (long long)p.n_ff,
+            (long long)stats.n_vocab, dtype_name((uint32_t)p.dtype), p.tied ? "tied" : "untied",
             (double)stats.n_params / 1e6, (long long)stats.n_tensors, (unsigned long long)stats.n_bytes,
             (double)stats.n_bytes / (1024.0 * 1024.0));
     return 0;
