@@ -43,6 +43,11 @@ for dt in f32 bf16; do
   got=$(gen "$WORK/tiny-$dt.hf/config.json")
   [ "$got" = "$want" ] && ok "$dt: -m DIR/config.json too" || bad "$dt: -m DIR/config.json: '$got'"
 done
+# `cllm tokenize` reads the checkpoint's tokenizer files: the same ids as the GGUF's metadata.
+text="Hello world, it's 2026! <|eot_id|>"
+want=$("$CLLM" tokenize -m "$WORK/tiny-f32.gguf" --ids --parse-special "$text" 2>&1)
+got=$("$CLLM" tokenize -m "$WORK/tiny-f32.hf" --ids --parse-special "$text" 2>&1)
+[ -n "$want" ] && [ "$got" = "$want" ] && ok "tokenize -m DIR == -m FILE: $got" || bad "tokenize: DIR '$got' vs FILE '$want'"
 grep -q "rotate_half" "$WORK/gen.err" && ok "the Q/K permutation is logged" || bad "no Q/K permutation log line"
 
 # ---- broken checkpoints: one line naming the problem, non-zero exit, no crash ----

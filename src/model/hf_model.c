@@ -489,21 +489,35 @@ static void check_special_ids(const hf_load_t *c, const model_t *m)
         log_warn("hf: %s: eos_token_id is not used: the tokenizer files name no EOS token", c->cfg_path);
 }
 
+/* The checkpoint directory of path (path itself, or the directory of DIR/config.json). */
+static status_t checkpoint_dir(const char *path, char *dir, size_t cap)
+{
+    struct stat sb;
+    if (strlen(path) >= cap - 16) return cllm_error(CLLM_ERR_INVALID_ARG, "hf: path too long: %.64s...", path);
+    snprintf(dir, cap, "%s", path);
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) { /* DIR/config.json: the directory is DIR */
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir, cap, ".");
+    }
+    return CLLM_OK;
+}
+
+status_t hf_model_load_tokenizer(const char *path, tokenizer_t **tok)
+{
+    char dir[PATH_MAX];
+    status_t st = checkpoint_dir(path, dir, sizeof(dir));
+    return st != CLLM_OK ? st : hf_tokenizer_load(dir, tok, NULL);
+}
+
 status_t hf_model_load(model_t *m, const char *path)
 {
     hf_load_t c;
-    struct stat sb;
     status_t st;
     int32_t n_tok;
 
     memset(&c, 0, sizeof(c));
-    if (strlen(path) >= sizeof(c.dir) - 16) return cllm_error(CLLM_ERR_INVALID_ARG, "hf: path too long: %.64s...", path);
-    snprintf(c.dir, sizeof(c.dir), "%s", path);
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) { /* DIR/config.json: the directory is DIR */
-        char *slash = strrchr(c.dir, '/');
-        if (slash) *slash = '\0';
-        else snprintf(c.dir, sizeof(c.dir), ".");
-    }
+    if ((st = checkpoint_dir(path, c.dir, sizeof(c.dir))) != CLLM_OK) return st;
     snprintf(c.cfg_path, sizeof(c.cfg_path), "%.*s/config.json", (int)(sizeof(c.cfg_path) - 16), c.dir);
     if ((st = json_file(c.cfg_path, false, &c.cfg)) != CLLM_OK) return st;
     if ((st = config_hparams(&c, &m->hp)) != CLLM_OK) goto out;

@@ -24,6 +24,9 @@
  * the checkpoint). */
 bool hf_model_is_checkpoint(const char *path);
 
+/* Only the tokenizer of the checkpoint at path (for `cllm tokenize`, the bench client). */
+status_t hf_model_load_tokenizer(const char *path, tokenizer_t **tok);
+
 /* Loads the checkpoint at path into m, which must be zeroed (model_load's fresh model). On
  * error m holds what was loaded so far and the caller destroys it with model_destroy. Errors
  * name the file and the field or tensor: CLLM_ERR_IO (unreadable file), CLLM_ERR_FORMAT (a field

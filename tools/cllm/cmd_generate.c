@@ -22,7 +22,7 @@ static void generate_usage(FILE *f)
 {
     fprintf(f,
             "usage: cllm generate -m MODEL -p PROMPT [options]\n"
-            "  -m, --model PATH        GGUF model file\n"
+            "  -m, --model PATH        GGUF file or Hugging Face checkpoint directory\n"
             "  -p, --prompt TEXT       prompt (the generated text alone goes to stdout)\n"
             "  -f, --file PATH         read the prompt from a file\n"
             "  -n, --n-predict N       tokens to generate (default 128; -1: until EOS or context end)\n"

@@ -1,5 +1,6 @@
 /* cmd_tokenize.c: `cllm tokenize`: print the tokens of a text under a model's tokenizer.
- * Only the GGUF metadata is read (the tensors are never touched). stdout carries the tokens,
+ * Only the tokenizer is read (a GGUF's metadata or a checkpoint's tokenizer files; never the
+ * tensors). stdout carries the tokens,
  * one `id<TAB>'piece'` per line, or with --ids one list `[1, 403, ...]`; errors are one line
  * on stderr with a non-zero exit code. */
 #include <stdbool.h>
@@ -9,12 +10,13 @@
 
 #include "commands.h"
 #include "model/gguf.h"
+#include "model/hf_model.h"
 #include "tokenizer/tokenizer.h"
 
 static void tokenize_usage(FILE *f)
 {
     fprintf(f, "usage: cllm tokenize -m MODEL [--ids] [--no-bos] [--parse-special] TEXT\n"
-               "  -m, --model PATH     GGUF model file (only its tokenizer metadata is read)\n"
+               "  -m, --model PATH     GGUF file or Hugging Face checkpoint directory (only the tokenizer is read)\n"
                "  -p, --prompt TEXT    the text (or give it as the last argument)\n"
                "      --ids            print only the ids, as one list: [1, 403, ...]\n"
                "      --no-bos         do not add the BOS (or EOS) token the vocabulary asks for\n"
@@ -105,11 +107,14 @@ int cmd_tokenize(int argc, char **argv)
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = 1, pr;
+    status_t st;
 
     pr = tokenize_parse(argc, argv, &a);
     if (pr) return pr == 1 ? 0 : 2;
-    if (gguf_open(a.model_path, &g) != CLLM_OK || tokenizer_create(g, &tok) != CLLM_OK ||
-        tokenizer_encode(tok, a.text, strlen(a.text), !a.no_bos, a.parse_special, &ids, &n) != CLLM_OK) {
+    if (hf_model_is_checkpoint(a.model_path)) st = hf_model_load_tokenizer(a.model_path, &tok);
+    else if ((st = gguf_open(a.model_path, &g)) == CLLM_OK) st = tokenizer_create(g, &tok);
+    if (st == CLLM_OK) st = tokenizer_encode(tok, a.text, strlen(a.text), !a.no_bos, a.parse_special, &ids, &n);
+    if (st != CLLM_OK) {
         fprintf(stderr, "cllm tokenize: %s\n", cllm_error_message());
         goto out;
     }
