@@ -137,6 +137,13 @@ static void write_text(const char *dir, const char *name, const char *text)
     fclose(f);
 }
 
+static void remove_file(const char *dir, const char *name)
+{
+    char path[2048];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    CHECK(unlink(path) == 0, "unlink %s", path);
+}
+
 /* Both tokenizers agree on the vocabulary size, BOS/EOS/add_bos and every token's bytes and flags. */
 static void check_same_tokenizer(const tokenizer_t *a, const tokenizer_t *b, const char *what)
 {
@@ -480,6 +487,22 @@ static void test_config_files(void)
     tmpl = NULL;
     /* the chat_template argument may be NULL */
     if ((tok = load_ok(dir, NULL, "NULL chat_template"))) tokenizer_destroy(tok);
+
+    /* config.json fills in what the other files leave unset, and only that */
+    write_text(dir, "config.json", "{\"bos_token_id\": 9, \"eos_token_id\": [9, 3]}");
+    if ((tok = load_ok(dir, NULL, "config.json ids"))) {
+        CHECK(tokenizer_bos(tok) == 7, "tokenizer.json's BOS wins over config.json's: %d", tokenizer_bos(tok));
+        CHECK(tokenizer_eos(tok) == 2 && !tokenizer_is_eog(tok, 9), "generation_config.json's EOS wins: %d",
+              tokenizer_eos(tok));
+        tokenizer_destroy(tok);
+    }
+    remove_file(dir, "generation_config.json");
+    if ((tok = load_ok(dir, NULL, "config.json eos list"))) {
+        CHECK(tokenizer_eos(tok) == 9 && tokenizer_is_eog(tok, 9) && tokenizer_is_eog(tok, 3),
+              "config.json eos_token_id list -> EOS %d and EOG", tokenizer_eos(tok));
+        tokenizer_destroy(tok);
+    }
+    remove_file(dir, "config.json");
 }
 
 /* SentencePiece-style files: Prepend / Metaspace space prefixes, byte fallback, scores from ranks */

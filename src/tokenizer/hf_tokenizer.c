@@ -27,6 +27,7 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UN
 static const char F_TOK[] = "tokenizer.json";
 static const char F_CFG[] = "tokenizer_config.json";
 static const char F_GEN[] = "generation_config.json";
+static const char F_MODEL[] = "config.json";
 
 static const char REGEX_LLAMA3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
                                    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -46,6 +47,7 @@ const char *hf_tokenizer_pre_regex(const char *pre)
 typedef struct {
     const char *dir;
     json_t *tj, *cfg, *gen; /* tokenizer.json, tokenizer_config.json, generation_config.json (NULL: absent) */
+    json_t *model_cfg;      /* config.json (NULL: absent) */
     json_t *model, *vocab;  /* tokenizer.json model and model.vocab */
     json_t *added;          /* tokenizer.json added_tokens (an array) or NULL */
     int32_t n;              /* tokens: max id + 1 */
@@ -638,14 +640,15 @@ static status_t load_template_file(hf_load_t *h)
     return st;
 }
 
-/* A token id of generation_config.json: *id = v when it is an id of the vocabulary. */
-static status_t gen_id(hf_load_t *h, const json_t *v, const char *key, int32_t *id)
+/* A token id of file (generation_config.json or config.json): *id = v when it is an id of the
+ * vocabulary. */
+static status_t gen_id(hf_load_t *h, const char *file, const json_t *v, const char *key, int32_t *id)
 {
     const double x = json_number_value(v); /* numbers are read as doubles (read_json) */
     if (!json_is_number(v) || !(x > -1e15 && x < 1e15) || x != (double)(long long)x)
-        return hf_err(h, CLLM_ERR_FORMAT, F_GEN, "%s is not an integer id or a list of them", key);
+        return hf_err(h, CLLM_ERR_FORMAT, file, "%s is not an integer id or a list of them", key);
     if (x < 0 || x >= h->n) {
-        log_warn("hf tokenizer: %s/%s: %s %.0f is not a token id (vocabulary of %d); ignored", h->dir, F_GEN, key, x,
+        log_warn("hf tokenizer: %s/%s: %s %.0f is not a token id (vocabulary of %d); ignored", h->dir, file, key, x,
                  h->n);
         return CLLM_OK;
     }
@@ -653,37 +656,48 @@ static status_t gen_id(hf_load_t *h, const json_t *v, const char *key, int32_t *
     return CLLM_OK;
 }
 
-static status_t load_generation(hf_load_t *h)
+/* bos_token_id and eos_token_id (an id or a list: every one ends generation) of file, for what
+ * the files read before it left unset. */
+static status_t load_ids(hf_load_t *h, const char *file, json_t **j)
 {
     const json_t *eos, *e;
     int32_t bos = -1;
     size_t i;
     status_t st;
 
-    if ((st = read_json(h, F_GEN, true, &h->gen)) != CLLM_OK || !h->gen) return st;
-    e = json_object_get(h->gen, "bos_token_id");
+    if ((st = read_json(h, file, true, j)) != CLLM_OK || !*j) return st;
+    e = json_object_get(*j, "bos_token_id");
     if (e && !json_is_null(e)) {
-        if ((st = gen_id(h, e, "bos_token_id", &bos)) != CLLM_OK) return st;
+        if ((st = gen_id(h, file, e, "bos_token_id", &bos)) != CLLM_OK) return st;
         if (h->bos < 0) h->bos = bos;
     }
-    eos = json_object_get(h->gen, "eos_token_id");
-    if (!eos || json_is_null(eos)) return CLLM_OK;
+    eos = json_object_get(*j, "eos_token_id");
+    if (!eos || json_is_null(eos) || h->n_eog) return CLLM_OK;
+    free(h->eog);
     h->eog = malloc((json_is_array(eos) ? json_array_size(eos) + 1 : 1) * sizeof(int32_t));
     if (!h->eog) return cllm_error(CLLM_ERR_NOMEM, "hf tokenizer: out of memory");
     if (!json_is_array(eos)) {
         int32_t id = -1;
-        if ((st = gen_id(h, eos, "eos_token_id", &id)) != CLLM_OK) return st;
+        if ((st = gen_id(h, file, eos, "eos_token_id", &id)) != CLLM_OK) return st;
         if (id >= 0) h->eog[h->n_eog++] = id;
     } else {
         json_array_foreach(eos, i, e)
         {
             int32_t id = -1;
-            if ((st = gen_id(h, e, "eos_token_id", &id)) != CLLM_OK) return st;
+            if ((st = gen_id(h, file, e, "eos_token_id", &id)) != CLLM_OK) return st;
             if (id >= 0) h->eog[h->n_eog++] = id;
         }
     }
     if (!h->eos_from_cfg && h->n_eog) h->eos = h->eog[0];
     return CLLM_OK;
+}
+
+/* generation_config.json first (vLLM's source of stop ids), then config.json for what is still
+ * unset (the model's own bos/eos ids). */
+static status_t load_generation(hf_load_t *h)
+{
+    status_t st = load_ids(h, F_GEN, &h->gen);
+    return st == CLLM_OK ? load_ids(h, F_MODEL, &h->model_cfg) : st;
 }
 
 /* --- the GGUF --- */
@@ -759,5 +773,6 @@ status_t hf_tokenizer_load(const char *dir, tokenizer_t **tok, char **chat_templ
     json_decref(h.tj);
     json_decref(h.cfg);
     json_decref(h.gen);
+    json_decref(h.model_cfg);
     return st;
 }

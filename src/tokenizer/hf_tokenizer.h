@@ -23,7 +23,8 @@
  *   chat_template.jinja or chat_template.json in the directory.
  * generation_config.json: eos_token_id (an int or a list) become end-of-generation ids (GGUF key
  *   HF_TOKENIZER_KEY_EOG, read by tokenizer.c), the first one also EOS when tokenizer_config.json
- *   names none; bos_token_id likewise for BOS.
+ *   names none; bos_token_id likewise for BOS. config.json's bos_token_id / eos_token_id fill
+ *   in what neither file gives.
  *
  * Errors name the file and the field. Nothing here keeps state: the calls are thread-safe. */
 #ifndef CLLM_TOKENIZER_HF_TOKENIZER_H
