@@ -24,7 +24,7 @@ static double test_rand01(void)
 static sampler_t *make_sampler(const sampler_params_t *p, int32_t n_vocab)
 {
     sampler_t *s = NULL;
-    status_t st = sampler_create(p, n_vocab, &s);
+    status_t st = sampler_create(p, n_vocab, NULL, &s);
     if (st != CLLM_OK) {
         fprintf(stderr, "FATAL: sampler_create: %s\n", cllm_error_message());
         exit(1);
@@ -640,7 +640,7 @@ static void expect_invalid(const sampler_params_t *p, int32_t n_vocab, const cha
     CHECK(strstr(cllm_error_message(), field) != NULL, "%s: message '%s' does not name it", field,
           cllm_error_message());
     sampler_t *s = (sampler_t *)&st; /* any non-NULL value: create must reset it */
-    CHECK(sampler_create(p, n_vocab, &s) == CLLM_ERR_INVALID_ARG && s == NULL, "%s: create accepted", field);
+    CHECK(sampler_create(p, n_vocab, NULL, &s) == CLLM_ERR_INVALID_ARG && s == NULL, "%s: create accepted", field);
 }
 
 static void test_validation(void)
@@ -704,6 +704,55 @@ static void test_validation(void)
     CHECK(sampler_params_validate(&p, 10) == CLLM_OK, "edge values refused: %s", cllm_error_message());
 }
 
+/* Samplers sharing one scratch, interleaved, draw what samplers with their own draw, with and
+ * without penalties (whose history each keeps for itself); a too small scratch is refused. */
+static void test_shared_scratch(void)
+{
+    enum { V = 777, N = 300 };
+    static float logits[V];
+    static int32_t own[2][N], shared[2][N];
+    sampler_scratch_t *sc = NULL, *small = NULL;
+    sampler_t *s[2], *t[2], *x = NULL;
+    sampler_params_t p[2] = { sampler_params_default(), sampler_params_default() };
+    for (int i = 0; i < V; i++)
+        logits[i] = (float)(test_rand01() * 6.0);
+    p[0].has_seed = p[1].has_seed = true;
+    p[0].seed = 7;
+    p[1].seed = 8;
+    p[0].top_k = 50;
+    p[1].top_p = 0.9f;
+    p[1].frequency_penalty = 0.5f;
+    p[1].repetition_penalty = 1.3f;
+    CHECK(sampler_scratch_create(V, &sc) == CLLM_OK && sampler_scratch_create(V - 1, &small) == CLLM_OK,
+          "sampler_scratch_create: %s", cllm_error_message());
+    if (!sc || !small)
+        return;
+    for (int k = 0; k < 2; k++) {
+        s[k] = make_sampler(&p[k], V);
+        t[k] = NULL;
+        CHECK(sampler_create(&p[k], V, sc, &t[k]) == CLLM_OK, "sampler_create with a shared scratch: %s",
+              cllm_error_message());
+    }
+    if (t[0] && t[1]) {
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < 2; k++) {
+                own[k][i] = sample_one(s[k], logits);
+                shared[k][i] = sample_one(t[k], logits);
+                sampler_accept(s[k], own[k][i]);
+                sampler_accept(t[k], shared[k][i]);
+            }
+        CHECK(memcmp(own, shared, sizeof(own)) == 0, "a shared scratch changed the tokens drawn");
+    }
+    CHECK(sampler_create(&p[0], V, small, &x) == CLLM_ERR_INVALID_ARG && x == NULL,
+          "a scratch for %d logits was accepted for a vocabulary of %d", V - 1, V);
+    for (int k = 0; k < 2; k++) {
+        sampler_destroy(s[k]);
+        sampler_destroy(t[k]);
+    }
+    sampler_scratch_destroy(sc);
+    sampler_scratch_destroy(small);
+}
+
 int main(void)
 {
     test_greedy();
@@ -719,6 +768,7 @@ int main(void)
     test_bad_logits();
     test_large_vocab();
     test_validation();
+    test_shared_scratch();
     if (check_failures) {
         fprintf(stderr, "test_sampler: %d failure(s)\n", check_failures);
         return 1;

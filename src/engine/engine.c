@@ -74,6 +74,8 @@ struct cllm_engine {
     const int32_t **b_tables;          /* (max_num_seqs) */
     int32_t *b_ntables;                /* (max_num_seqs) */
     float *logits;                     /* (max_num_seqs, n_vocab) */
+    sampler_scratch_t *smp_scratch;    /* step buffers every request's sampler shares (sampling
+                                          runs on the one thread that steps the engine) */
     char text_buf[4096];
 
     /* guarded by mu */
@@ -200,6 +202,8 @@ static status_t alloc_scratch(cllm_engine_t *e)
     e->b_tables = malloc(S * sizeof(*e->b_tables));
     e->b_ntables = malloc(S * sizeof(int32_t));
     e->logits = malloc(S * (size_t)e->n_vocab * sizeof(float));
+    status_t st = sampler_scratch_create(e->n_vocab, &e->smp_scratch);
+    if (st != CLLM_OK) return st;
     if (!e->b_tokens || !e->b_pos || !e->b_seq || !e->b_want || !e->b_tables || !e->b_ntables || !e->logits)
         return cllm_error(CLLM_ERR_NOMEM, "engine: out of memory");
     return CLLM_OK;
@@ -315,6 +319,7 @@ void cllm_engine_destroy(cllm_engine_t *e)
     free(e->b_tables);
     free(e->b_ntables);
     free(e->logits);
+    sampler_scratch_destroy(e->smp_scratch);
     forward_destroy(e->fw);
     threadpool_destroy(e->pool);
     sched_destroy(e->sched);
@@ -423,7 +428,7 @@ static status_t req_build(cllm_engine_t *e, const cllm_request_t *q, engine_req_
     sp.logit_bias = (const sampler_logit_bias_t *)q->logit_bias;
     sp.n_logit_bias = q->n_logit_bias;
     sp.n_top_logprobs = q->logprobs > 0 ? q->logprobs : 0;
-    if ((st = sampler_create(&sp, e->n_vocab, &r->smp)) != CLLM_OK ||
+    if ((st = sampler_create(&sp, e->n_vocab, e->smp_scratch, &r->smp)) != CLLM_OK ||
         (st = sampler_set_prompt(r->smp, r->sr.tokens, n_prompt)) != CLLM_OK) {
         req_free(r);
         return st;

@@ -16,7 +16,10 @@
  *
  * Invariants:
  * - seen[0..n_seen) lists, once each, the tokens with in_prompt[t] != 0 or out_count[t] > 0,
- *   so the penalties cost O(distinct tokens seen), not O(n_vocab).
+ *   so the penalties cost O(distinct tokens seen), not O(n_vocab). Without a penalty the
+ *   three history arrays are not allocated (n_seen stays 0).
+ * - The step buffers (x, w, block, cand) hold nothing between steps, so samplers may share one
+ *   sampler_scratch_t (the engine's) as long as they sample from one thread at a time.
  * - Candidates are ordered by (processed logit x desc, id asc), a total order since ids are
  *   unique: every selection, sort and tie-break gives the same answer for the same input.
  *   The scaled logit s = (x - max) * (1 / T) is computed by the same float operations
@@ -59,11 +62,14 @@ struct sampler {
     int32_t n_vocab;
     uint64_t rng[4];            /* xoshiro256** state, never all zero */
 
+    sampler_scratch_t *own;     /* the scratch this sampler allocated, or NULL when shared */
+    /* Step-local buffers, from own or the shared scratch (nothing survives a step in them): */
     float *x;                   /* (n_vocab) processed logits of the current step */
     float *w;                   /* (n_vocab) weights exp(s) by token id; later by candidate */
     double *block;              /* (n_vocab / SAMPLER_DRAW_BLOCK + 1) block sums of the draw */
     sampler_cand_t *cand;       /* (n_vocab) candidates of the current step */
 
+    /* History, allocated only when a penalty is on (NULL otherwise: nothing to remember): */
     int32_t *out_count;         /* (n_vocab) times each token was generated */
     uint8_t *in_prompt;         /* (n_vocab) 1 if the token is in the prompt */
     int32_t *seen;              /* (n_vocab) distinct tokens with in_prompt or out_count > 0 */
@@ -190,7 +196,54 @@ status_t sampler_params_validate(const sampler_params_t *p, int32_t n_vocab)
 
 /* ---- lifetime and history ------------------------------------------------------------ */
 
-status_t sampler_create(const sampler_params_t *p, int32_t n_vocab, sampler_t **out)
+struct sampler_scratch {
+    int32_t n_vocab;
+    float *x;              /* (n_vocab) */
+    float *w;              /* (n_vocab) */
+    double *block;         /* (n_vocab / SAMPLER_DRAW_BLOCK + 1) */
+    sampler_cand_t *cand;  /* (n_vocab) */
+};
+
+status_t sampler_scratch_create(int32_t n_vocab, sampler_scratch_t **out)
+{
+    sampler_scratch_t *sc;
+    size_t n = (size_t)n_vocab;
+    if (!out || n_vocab < 1)
+        return cllm_error(CLLM_ERR_INVALID_ARG, "sampler: scratch needs n_vocab >= 1, got %d", n_vocab);
+    *out = NULL;
+    sc = calloc(1, sizeof(*sc));
+    if (!sc)
+        return cllm_error(CLLM_ERR_NOMEM, "sampler: out of memory");
+    sc->n_vocab = n_vocab;
+    sc->x = malloc(n * sizeof(*sc->x));
+    sc->w = malloc(n * sizeof(*sc->w));
+    sc->block = malloc((n / SAMPLER_DRAW_BLOCK + 1) * sizeof(*sc->block));
+    sc->cand = malloc(n * sizeof(*sc->cand));
+    if (!sc->x || !sc->w || !sc->block || !sc->cand) {
+        sampler_scratch_destroy(sc);
+        return cllm_error(CLLM_ERR_NOMEM, "sampler: out of memory for n_vocab %d", n_vocab);
+    }
+    *out = sc;
+    return CLLM_OK;
+}
+
+void sampler_scratch_destroy(sampler_scratch_t *sc)
+{
+    if (!sc)
+        return;
+    free(sc->x);
+    free(sc->w);
+    free(sc->block);
+    free(sc->cand);
+    free(sc);
+}
+
+static bool params_have_penalties(const sampler_params_t *p)
+{
+    return p->repetition_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f;
+}
+
+status_t sampler_create(const sampler_params_t *p, int32_t n_vocab, sampler_scratch_t *scratch, sampler_t **out)
 {
     if (!out)
         return cllm_error(CLLM_ERR_INVALID_ARG, "sampler: out is NULL");
@@ -198,6 +251,9 @@ status_t sampler_create(const sampler_params_t *p, int32_t n_vocab, sampler_t **
     status_t st = sampler_params_validate(p, n_vocab);
     if (st != CLLM_OK)
         return st;
+    if (scratch && scratch->n_vocab < n_vocab)
+        return cllm_error(CLLM_ERR_INVALID_ARG, "sampler: the shared scratch holds %d logits, the vocabulary %d",
+                          scratch->n_vocab, n_vocab);
 
     sampler_t *s = calloc(1, sizeof(*s));
     if (!s)
@@ -205,21 +261,30 @@ status_t sampler_create(const sampler_params_t *p, int32_t n_vocab, sampler_t **
     size_t n = (size_t)n_vocab;
     s->p = *p;
     s->n_vocab = n_vocab;
-    s->x = malloc(n * sizeof(*s->x));
-    s->w = malloc(n * sizeof(*s->w));
-    s->block = malloc((n / SAMPLER_DRAW_BLOCK + 1) * sizeof(*s->block));
-    s->cand = malloc(n * sizeof(*s->cand));
-    s->out_count = calloc(n, sizeof(*s->out_count));
-    s->in_prompt = calloc(n, sizeof(*s->in_prompt));
-    s->seen = malloc(n * sizeof(*s->seen));
+    if (!scratch) {
+        if ((st = sampler_scratch_create(n_vocab, &s->own)) != CLLM_OK) {
+            free(s);
+            return st;
+        }
+        scratch = s->own;
+    }
+    s->x = scratch->x;
+    s->w = scratch->w;
+    s->block = scratch->block;
+    s->cand = scratch->cand;
+    bool history = params_have_penalties(p);
+    if (history) {
+        s->out_count = calloc(n, sizeof(*s->out_count));
+        s->in_prompt = calloc(n, sizeof(*s->in_prompt));
+        s->seen = malloc(n * sizeof(*s->seen));
+    }
     if (p->n_logit_bias > 0) {
         s->bias = malloc(p->n_logit_bias * sizeof(*s->bias));
         if (s->bias)
             memcpy(s->bias, p->logit_bias, p->n_logit_bias * sizeof(*s->bias));
     }
     s->p.logit_bias = s->bias;
-    if (!s->x || !s->w || !s->block || !s->cand || !s->out_count || !s->in_prompt || !s->seen ||
-        (p->n_logit_bias > 0 && !s->bias)) {
+    if ((history && (!s->out_count || !s->in_prompt || !s->seen)) || (p->n_logit_bias > 0 && !s->bias)) {
         sampler_destroy(s);
         return cllm_error(CLLM_ERR_NOMEM, "sampler: out of memory for n_vocab %d", n_vocab);
     }
@@ -232,10 +297,7 @@ void sampler_destroy(sampler_t *s)
 {
     if (!s)
         return;
-    free(s->x);
-    free(s->w);
-    free(s->block);
-    free(s->cand);
+    sampler_scratch_destroy(s->own);
     free(s->out_count);
     free(s->in_prompt);
     free(s->seen);
@@ -257,6 +319,8 @@ status_t sampler_set_prompt(sampler_t *s, const int32_t *tokens, size_t n)
         if (tokens[i] < 0 || tokens[i] >= s->n_vocab)
             return cllm_error(CLLM_ERR_INVALID_ARG, "sampler: prompt token %zu is %d, outside [0, %d)", i,
                               tokens[i], s->n_vocab);
+    if (!s->out_count)
+        return CLLM_OK; /* no penalty: no history to keep */
     /* Drop the old prompt, keeping the tokens the output still holds. */
     int32_t kept = 0;
     for (int32_t i = 0; i < s->n_seen; i++) {
@@ -280,6 +344,8 @@ status_t sampler_accept(sampler_t *s, int32_t token)
     if (token < 0 || token >= s->n_vocab)
         return cllm_error(CLLM_ERR_INVALID_ARG, "sampler: accepted token %d is outside [0, %d)", token,
                           s->n_vocab);
+    if (!s->out_count)
+        return CLLM_OK;
     seen_add(s, token);
     if (s->out_count[token] < INT32_MAX)
         s->out_count[token]++;
@@ -288,7 +354,7 @@ status_t sampler_accept(sampler_t *s, int32_t token)
 
 void sampler_reset(sampler_t *s)
 {
-    if (!s)
+    if (!s || !s->out_count)
         return;
     for (int32_t i = 0; i < s->n_seen; i++) {
         s->in_prompt[s->seen[i]] = 0;

@@ -18,9 +18,11 @@
  * above), as vLLM returns them by default.
  *
  * Invariants: the same parameters, seed, history and logits give the same tokens; sample()
- * never allocates (scratch buffers are sized to n_vocab in create: about 29 bytes per
- * vocabulary entry, 3.7 MB at 128256) and never modifies logits. A sampler is used by one
- * thread at a time. */
+ * never allocates and never modifies logits. Memory: the step buffers (about 17 bytes per
+ * vocabulary entry, 2.2 MB at 128256) live in a sampler_scratch_t that an engine shares among
+ * all its requests (or that a sampler allocates for itself); the penalty history (9 bytes per
+ * entry) only exists when a penalty is on. A sampler is used by one thread at a time, and the
+ * samplers sharing a scratch sample from one thread at a time. */
 #ifndef CLLM_ENGINE_SAMPLER_H
 #define CLLM_ENGINE_SAMPLER_H
 
@@ -77,9 +79,15 @@ sampler_params_t sampler_params_default(void);
 /* CLLM_OK, or CLLM_ERR_INVALID_ARG with a message naming the field and its allowed range. */
 status_t sampler_params_validate(const sampler_params_t *p, int32_t n_vocab);
 
-/* Validates p, copies it and allocates the scratch for n_vocab (>= 1) logits.
- * CLLM_ERR_INVALID_ARG (bad params), CLLM_ERR_NOMEM. */
-status_t sampler_create(const sampler_params_t *p, int32_t n_vocab, sampler_t **out);
+/* Step buffers for n_vocab (>= 1) logits, to share among samplers (see above). */
+typedef struct sampler_scratch sampler_scratch_t;
+status_t sampler_scratch_create(int32_t n_vocab, sampler_scratch_t **out);
+void sampler_scratch_destroy(sampler_scratch_t *sc);
+
+/* Validates p and copies it. scratch: a shared one (for at least n_vocab logits; it must
+ * outlive the sampler), or NULL to allocate the sampler's own. CLLM_ERR_INVALID_ARG (bad
+ * params, too small a scratch), CLLM_ERR_NOMEM. */
+status_t sampler_create(const sampler_params_t *p, int32_t n_vocab, sampler_scratch_t *scratch, sampler_t **out);
 void sampler_destroy(sampler_t *s);
 
 /* Replaces the prompt the repetition penalty looks at (tokens: (n)). Output history is kept.
