@@ -64,3 +64,20 @@ demo: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+
+# ---- Soak (issue 7; RELIABILITY.md "Soak") ----
+# `make soak`: builds, makes a tiny model, starts `cllm serve` with a 64-block KV pool (eviction
+# and preemption guaranteed) and sends 1,000 requests at concurrency 32 through bench_soak
+# (tests/test_soak.sh with the long settings; `make test` runs its short version), then prints the
+# figures. The server runs as shipped (SOAK_SERVER_ENV sets environment variables for it, empty
+# by default). SOAK_SEED picks another workload.
+SOAK_REQUESTS ?= 1000
+SOAK_CONCURRENCY ?= 32
+SOAK_NUM_BLOCKS ?= 64
+SOAK_SEED ?= 1
+SOAK_SERVER_ENV ?=
+SOAK_SHARED ?= $(abspath ../shared)
+.PHONY: soak
+soak: build
+	SOAK_REQUESTS=$(SOAK_REQUESTS) SOAK_CONCURRENCY=$(SOAK_CONCURRENCY) SOAK_NUM_BLOCKS=$(SOAK_NUM_BLOCKS) \
+	  SOAK_SEED=$(SOAK_SEED) SOAK_SERVER_ENV="$(SOAK_SERVER_ENV)" bash tests/test_soak.sh $(BUILD)/cllm $(SOAK_SHARED)

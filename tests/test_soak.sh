@@ -8,18 +8,12 @@
 #
 # Args: path of the cllm binary, the shared data directory. The bench_soak binary is beside cllm.
 # `make test` runs the short version (defaults below, ~15 s); `make soak` the long one with
-#   SOAK_REQUESTS=1000 SOAK_CONCURRENCY=32 SOAK_NUM_BLOCKS=64 SOAK_SERVER_ENV=
+#   SOAK_REQUESTS=1000 SOAK_CONCURRENCY=32 SOAK_NUM_BLOCKS=64
 # Environment knobs: SOAK_REQUESTS, SOAK_CONCURRENCY, SOAK_NUM_BLOCKS, SOAK_MAX_MODEL_LEN, SOAK_SEED,
-# SOAK_SERVER_ENV (VAR=VALUE words set for the server only), SOAK_SERVER_ARGS (more `cllm serve`
-# flags), SOAK_ARGS (more bench_soak flags).
-#
-# Why the default SOAK_SERVER_ENV pins glibc's mmap threshold: every request's sampler holds
-# ~3 MB of vocabulary-sized arrays (128,256 tokens), allocated in the HTTP thread that submits
-# it. With glibc's dynamic threshold those come from per-thread arenas, whose resident size only
-# ever rises to the largest concurrent demand each arena has seen, so RSS creeps up over
-# thousands of requests (not a leak: the bytes in use stay the same; see RELIABILITY.md). With
-# the threshold pinned they are mmap'd and unmapped, RSS tracks the live bytes, and the 5% check
-# finds real leaks instead of arena luck. `make soak` runs the server as shipped.
+# SOAK_SERVER_ENV (VAR=VALUE words set for the server only, e.g. GLIBC_TUNABLES=...),
+# SOAK_SERVER_ARGS (more `cllm serve` flags), SOAK_ARGS (more bench_soak flags).
+# The server runs as shipped: the RSS check is what found the per-request sampler buffers that
+# glibc's per-thread arenas kept (RELIABILITY.md); the engine now shares one set.
 set -u
 CLLM=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 SHARED=$2
@@ -30,7 +24,7 @@ C=${SOAK_CONCURRENCY:-16}
 BLOCKS=${SOAK_NUM_BLOCKS:-48}
 MML=${SOAK_MAX_MODEL_LEN:-256}
 SEED=${SOAK_SEED:-1}
-SERVER_ENV=${SOAK_SERVER_ENV-GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072}
+SERVER_ENV=${SOAK_SERVER_ENV-}
 MAX_BODY=65536
 
 [ -x "$SOAK" ] || { echo "FAIL: $SOAK is not built (cmake --build builds every bench/bench_*.c)"; exit 1; }
