@@ -6,24 +6,8 @@
 # problem; q8_0 as hf is refused; and the seed's client (send_request.sh with MODEL_PATH=DIR)
 # against `cllm serve --model DIR`.
 # Args: path of the cllm binary, the shared data directory. Needs curl, jq, bc (setup.sh).
-set -u
-CLLM=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SHARED=$2
-VOCAB=$SHARED/reference/tokenizer/ggml-vocab-llama-bpe.gguf
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-
-for t in curl jq bc; do
-  command -v $t >/dev/null || { echo "FAIL: $t is required (scripts/setup.sh installs it)"; exit 1; }
-done
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cllm-test-hf.XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh" test-hf-model "$@"
+need curl jq bc
 
 # ---- the same model as GGUF and as a checkpoint ----
 for dt in f32 bf16; do
@@ -95,24 +79,7 @@ out=$("$CLLM" mkmodel --shape tiny --gen-defaults temperature=0.5 -o "$WORK/x.gg
 
 # ---- the seed's client against `cllm serve --model DIR` ----
 MODEL=$SRC
-for attempt in 1 2 3 4 5 6 7 8; do
-  PORT=$((20000 + RANDOM % 40000))
-  "$CLLM" serve --model "$MODEL" --port "$PORT" -t 2 --max-model-len 2048 --num-blocks 400 >"$WORK/serve.log" 2>&1 &
-  SPID=$!
-  PIDS+=("$SPID")
-  started=0
-  for _ in $(seq 1 300); do
-    grep -q "cllm: ready:" "$WORK/serve.log" && { started=1; break; }
-    kill -0 "$SPID" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ $started -eq 1 ] && break
-  kill -9 "$SPID" 2>/dev/null
-  wait "$SPID" 2>/dev/null
-  grep -q "cannot listen" "$WORK/serve.log" || break
-done
-[ $started -eq 1 ] || { echo "FAIL: the server did not start:"; cat "$WORK/serve.log"; exit 1; }
-BASE=http://127.0.0.1:$PORT
+start_server "$WORK/serve.log" --model "$MODEL" -t 2 --max-model-len 2048 --num-blocks 400
 for _ in $(seq 1 50); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health")" = 200 ] && break; sleep 0.1; done
 [ "$(curl -s "$BASE/v1/models" | jq -r '.data[0].id')" = "$MODEL" ] && ok "/v1/models names the directory" ||
   bad "/v1/models: $(curl -s "$BASE/v1/models")"
@@ -129,4 +96,4 @@ for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
 wait "$SPID"; rc=$?
 [ $rc -eq 0 ] && ok "serve exits 0 on SIGINT" || bad "serve exit $rc"
 
-exit $fail
+finish

@@ -14,10 +14,7 @@
 # SOAK_SERVER_ARGS (more `cllm serve` flags), SOAK_ARGS (more bench_soak flags).
 # The server runs as shipped: the RSS check is what found the per-request sampler buffers that
 # glibc's per-thread arenas kept (RELIABILITY.md); the engine now shares one set.
-set -u
-CLLM=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SHARED=$2
-BUILD=$(dirname "$CLLM")
+. "$(dirname "$0")/lib.sh" test-soak "$@"
 SOAK=$BUILD/bench_soak
 N=${SOAK_REQUESTS:-}
 C=${SOAK_CONCURRENCY:-16}
@@ -28,18 +25,10 @@ SERVER_ENV=${SOAK_SERVER_ENV-}
 MAX_BODY=65536
 
 [ -x "$SOAK" ] || { echo "FAIL: $SOAK is not built (cmake --build builds every bench/bench_*.c)"; exit 1; }
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cllm-test-soak.XXXXXX")
-SPID=
-cleanup() {
-  [ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 # A random untied model: its greedy text depends on the whole context (a tied tiny model only
 # repeats the last prompt token), so a wrong K/V anywhere shows in the output.
 MODEL=$WORK/tiny-untied.gguf
-"$CLLM" mkmodel --shape tiny --untied --vocab-from "$SHARED/reference/tokenizer/ggml-vocab-llama-bpe.gguf" \
+"$CLLM" mkmodel --shape tiny --untied --vocab-from "$VOCAB" \
   --chat-template llama3 -o "$MODEL" 2>"$WORK/mkmodel.err" || { cat "$WORK/mkmodel.err"; echo "FAIL: mkmodel"; exit 1; }
 
 # Sanitizer builds: slower, and their allocators keep freed memory in quarantine (RSS only reported).
@@ -52,32 +41,15 @@ if grep -qa -e __asan_init -e __tsan_init "$CLLM"; then
   echo "note: a sanitizer build: the RSS figures are reported, not checked"
 fi
 
-# start_server: `cllm serve` on a free random port; sets SPID and PORT.
-start_server() {
-  for attempt in 1 2 3 4 5 6 7 8; do
-    PORT=$((20000 + RANDOM % 40000))
-    env $SERVER_ENV "$CLLM" serve "$MODEL" --port "$PORT" --served-model-name tiny-untied -t 2 \
-      --max-model-len "$MML" --num-blocks "$BLOCKS" --block-size 16 --max-num-seqs 32 \
-      --max-request-bytes "$MAX_BODY" --check-invariants ${SOAK_SERVER_ARGS:-} >"$WORK/serve.log" 2>&1 &
-    SPID=$!
-    for _ in $(seq 1 300); do
-      grep -q "cllm: ready:" "$WORK/serve.log" && return 0
-      kill -0 "$SPID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$SPID" 2>/dev/null
-    wait "$SPID" 2>/dev/null
-    grep -q "cannot listen" "$WORK/serve.log" || break
-  done
-  echo "FAIL: the server did not start:"; cat "$WORK/serve.log"; exit 1
-}
 N=${N:-200}
-start_server
+# shellcheck disable=SC2086
+start_server "$WORK/serve.log" "$MODEL" --served-model-name tiny-untied -t 2 --max-model-len "$MML" \
+  --num-blocks "$BLOCKS" --block-size 16 --max-num-seqs 32 --max-request-bytes "$MAX_BODY" --check-invariants \
+  ${SOAK_SERVER_ARGS:-}
 echo "server: ${SERVER_ENV:+$SERVER_ENV }cllm serve --max-model-len $MML --num-blocks $BLOCKS --block-size 16" \
   "--max-num-seqs 32 --max-request-bytes $MAX_BODY --check-invariants ${SOAK_SERVER_ARGS:-}(pid $SPID, port $PORT)"
 
-fail=0
-"$SOAK" --url "http://127.0.0.1:$PORT" --server-pid "$SPID" -n "$N" -c "$C" --seed "$SEED" \
+"$SOAK" --url "$BASE" --server-pid "$SPID" -n "$N" -c "$C" --seed "$SEED" \
   --max-request-bytes "$MAX_BODY" --timeout "$timeout_s" "${extra[@]}" ${SOAK_ARGS:-}
 rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: bench_soak exited $rc"; fail=1; }
@@ -87,7 +59,6 @@ if kill -0 "$SPID" 2>/dev/null; then
   for _ in $(seq 1 150); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$SPID" 2>/dev/null && { echo "FAIL: the server still runs 15 s after SIGTERM"; kill -9 "$SPID"; fail=1; }
   wait "$SPID"; src=$?
-  SPID=
   [ $src -eq 0 ] && echo "ok: the server shut down cleanly after the soak" ||
     { echo "FAIL: the server exited $src on SIGTERM: $(tail -3 "$WORK/serve.log")"; fail=1; }
 else
@@ -98,4 +69,4 @@ nerr=$(grep -c "^cllm error" "$WORK/serve.log")
 [ "$nerr" -eq 0 ] && echo "ok: no error line in the server log" ||
   { echo "FAIL: $nerr error lines in the server log:"; grep "^cllm error" "$WORK/serve.log" | head -10; fail=1; }
 grep "^cllm warn" "$WORK/serve.log" | head -5
-exit $fail
+finish
