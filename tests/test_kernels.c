@@ -3,11 +3,13 @@
  *
  * Tolerances (|got - want| <= tol, "mag" = sum of |products| of the dot, so the bound scales
  * with the cancellation-free size of the sum):
- *   matmul, float weights:   1e-5 * mag (vs the double oracle and vs the reference level)
+ *   matmul, float weights:   1e-5 * mag (vs the double oracle and vs the reference level); for
+ *                            BF16 weights the oracle multiplies x rounded to bf16, as the kernels
  *   matmul, Q8_0/Q4_0:       1e-6 * mag, where the oracle uses the same quantized x and exact
  *                            integer block dots (only float rounding differs); and the whole
  *                            product vs the unquantized x within the quantization bound
- *                            sum_b (d_x,b / 2) * sum |w| + 1e-5 * mag
+ *                            sum_b (d_x,b / 2) * sum |w| + 1e-5 * mag; the same for weights
+ *                            repacked at load (kern_matrix_pack) and for the scalar x16 kernel
  *   rmsnorm:                 1e-6 * |want| + 1e-7 * max|want|
  *   silu_mul:                1e-6 * |want| + 1e-30
  *   add, rope:               bitwise equal to the reference (same operations, no FMA);
@@ -16,8 +18,12 @@
  *                            in double) and between levels
  * (observed errors are 10-30x below these on random data)
  * Bitwise: matmul row i alone == row i inside batches of other sizes with other neighbours ==
- * with 1, 2 or 3 threads == columns computed in arbitrary ranges; attention repeated, split by
- * heads, other block size, scrambled block table (unused pool slots hold NaN) == same bits.
+ * with 1, 2 or 3 threads == columns computed in arbitrary ranges (also for packed weights, and
+ * kern_matmul_mats == one product at a time); attention repeated, split by heads, other block
+ * size, scrambled block table (unused pool slots hold NaN) == same bits; kern_attention_rows
+ * row i == kern_attention at n_ctx = pos0 + i + 1; each level's x preparation (quantization per
+ * block, x16 layout, bf16 rounding; with NaN, inf, subnormal and exact-half inputs) == the
+ * scalar definition's bits. Roofline probes: the read sum is the exact sum, the peak loops run.
  * Levels the CPU lacks are skipped (and said so). */
 #include <math.h>
 #include <stdint.h>
@@ -30,6 +36,7 @@
 #include "core/threadpool.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
+#include "kernels/ref/kernels_ref.h"
 
 static int n_failed;
 static const char *cur_level = "?";
@@ -104,8 +111,10 @@ static void matmul_oracle(const float *x, const float *wf, dtype_t t, int i, int
     double s = 0, a = 0, qb = 0;
     if (!is_quant(t)) {
         for (int t2 = 0; t2 < k; t2++) {
-            s += (double)xr[t2] * wr[t2];
-            a += fabs((double)xr[t2] * wr[t2]);
+            /* BF16 weights multiply x rounded to bf16 (as ggml) */
+            double xv = t == DTYPE_BF16 ? (double)bf16_to_f32(f32_to_bf16(xr[t2])) : (double)xr[t2];
+            s += xv * wr[t2];
+            a += fabs(xv * wr[t2]);
         }
         *want = s;
         *mag = a;
@@ -204,8 +213,10 @@ static void check_column_ranges(dtype_t t, const float *x, const void *w, const 
     float *y = xmalloc(sizeof(float) * (size_t)m * n);
     int8_t *qs = xmalloc((size_t)m * k);
     float *qd = xmalloc(sizeof(float) * (size_t)m * (k / DTYPE_QK + 1));
+    uint16_t *xb = xmalloc(sizeof(uint16_t) * (size_t)m * k);
     for (int i = 0; i < m && is_quant(t); i++)
         kern_quantize_row_q8(qs + (size_t)i * k, qd + (size_t)i * (k / DTYPE_QK), x + (size_t)i * k, k);
+    kern_round_row_bf16(xb, x, m * k);
     for (int trial = 0; trial < 4; trial++) {
         int j0 = 0;
         memset(y, 0, sizeof(float) * (size_t)m * n);
@@ -215,7 +226,7 @@ static void check_column_ranges(dtype_t t, const float *x, const void *w, const 
             switch (t) {
             case DTYPE_F32: vt->matmul_f32(y, x, w, m, n, k, j0, j1); break;
             case DTYPE_F16: vt->matmul_f16(y, x, w, m, n, k, j0, j1); break;
-            case DTYPE_BF16: vt->matmul_bf16(y, x, w, m, n, k, j0, j1); break;
+            case DTYPE_BF16: vt->matmul_bf16(y, xb, w, m, n, k, j0, j1); break;
             case DTYPE_Q8_0: vt->matmul_q8_0(y, qs, qd, w, m, n, k, j0, j1); break;
             case DTYPE_Q4_0: vt->matmul_q4_0(y, qs, qd, w, m, n, k, j0, j1); break;
             }
@@ -229,6 +240,7 @@ static void check_column_ranges(dtype_t t, const float *x, const void *w, const 
     free(y);
     free(qs);
     free(qd);
+    free(xb);
 }
 
 /* Row i of a product must not depend on m, on the other rows, the thread count or the column
@@ -589,6 +601,338 @@ static void test_attention(void)
             }
 }
 
+/* kern_attention_rows: row i is bitwise kern_attention with n_ctx = pos0 + i + 1, for blocks of
+ * queries of several sizes and starting positions, head sub-ranges and a row stride > a row. */
+static void check_attention_rows_case(const att_cfg_t *c)
+{
+    int hd = c->head_dim, n = c->n_ctx, ld = c->n_head * hd + 3;
+    size_t nkv = (size_t)c->n_head_kv * n * hd, nq = (size_t)n * ld;
+    float *kl = xmalloc(sizeof(float) * nkv), *vl = xmalloc(sizeof(float) * nkv), *q = xmalloc(sizeof(float) * nq);
+    float *o1 = xmalloc(sizeof(float) * nq), *o2 = xmalloc(sizeof(float) * nq);
+    float scale = 1.0f / sqrtf((float)hd);
+    const int starts[] = { 0, 5, n / 2, n - 1 }, counts[] = { 1, 3, 9, 40, 1000 };
+    att_pool_t ps;
+    fill_uniform(q, nq, -c->q_gain, c->q_gain);
+    for (size_t i = 0; i < nkv; i++) {
+        kl[i] = round_to(c->kv_type, rng_uniform(-1.0f, 1.0f));
+        vl[i] = round_to(c->kv_type, rng_uniform(-1.0f, 1.0f));
+    }
+    ps = att_pool_make(c, kl, vl, 1);
+    for (int si = 0; si < 4; si++)
+        for (int ni = 0; ni < 5; ni++) {
+            int pos0 = starts[si], nqr = counts[ni], h0 = (si + ni) % 2, h1 = c->n_head - (ni % 2);
+            if (pos0 < 0 || pos0 >= n) continue;
+            if (nqr > n - pos0) nqr = n - pos0;
+            for (size_t i = 0; i < nq; i++) o1[i] = o2[i] = -7.0f;
+            kern_attention_rows(o1, q + (size_t)pos0 * ld, ld, nqr, pos0, ps.k, ps.v, c->kv_type, ps.table,
+                                c->block_size, c->n_head, c->n_head_kv, hd, h0, h1, scale);
+            for (int i = 0; i < nqr; i++)
+                kern_attention(o2 + (size_t)i * ld, q + (size_t)(pos0 + i) * ld, ps.k, ps.v, c->kv_type, ps.table,
+                               pos0 + i + 1, c->block_size, c->n_head, c->n_head_kv, hd, h0, h1, scale);
+            if (memcmp(o1, o2, sizeof(float) * nq)) {
+                FAIL("attention_rows n_ctx %d bs %d heads %d/%d dim %d %s: %d rows from %d (heads %d..%d) differ from "
+                     "one call per row", n, c->block_size, c->n_head, c->n_head_kv, hd, dtype_name(c->kv_type), nqr,
+                     pos0, h0, h1);
+                si = 4;
+                break;
+            }
+        }
+    att_pool_free(&ps);
+    free(kl);
+    free(vl);
+    free(q);
+    free(o1);
+    free(o2);
+}
+
+static void test_attention_rows(void)
+{
+    static const int shapes[][3] = { { 32, 8, 64 }, { 8, 2, 8 }, { 6, 1, 128 }, { 4, 2, 80 }, { 32, 2, 16 } };
+    static const dtype_t kvs[] = { DTYPE_F16, DTYPE_BF16, DTYPE_F32 };
+    static const int ctxs[] = { 1, 17, 70 };
+    for (int si = 0; si < 5; si++)
+        for (int ci = 0; ci < 3; ci++) {
+            att_cfg_t c = { ctxs[ci], si % 2 ? 16 : 8, shapes[si][0], shapes[si][1], shapes[si][2], kvs[(si + ci) % 3],
+                            si == 0 ? 6.0f : 1.0f };
+            check_attention_rows_case(&c);
+        }
+}
+
+/* ---- preparation of x: each level's version gives the scalar definition's bits ---- */
+
+/* Random values with the cases the rounding rules care about planted in some blocks. */
+static void fill_special(float *x, int k)
+{
+    fill_uniform(x, (size_t)k, -3.0f, 3.0f);
+    for (int b = 0; b < k / DTYPE_QK; b++) {
+        float *xb = x + (size_t)b * DTYPE_QK;
+        switch (b % 8) {
+        case 1: /* amax 127: inv 1, exact halves round away from zero */
+            xb[0] = 127.0f;
+            xb[1] = 2.5f;
+            xb[2] = -3.5f;
+            xb[3] = 0.5f;
+            xb[4] = -0.5f;
+            xb[5] = 0.49999997f;
+            break;
+        case 2: xb[7] = NAN; break;
+        case 3: xb[9] = -INFINITY; break;
+        case 4: /* subnormal amax: 1 / scale overflows */
+            for (int t = 0; t < DTYPE_QK; t++) xb[t] = (t & 1 ? -1e-44f : 1e-45f);
+            break;
+        case 5:
+            for (int t = 0; t < DTYPE_QK; t++) xb[t] = 0.0f;
+            xb[3] = -0.0f;
+            break;
+        case 6: xb[0] = 3.0e38f; break;
+        default: break;
+        }
+    }
+}
+
+static void test_prep_bitwise(void)
+{
+    static const int ks[] = { 32, 64, 96, 480, 512, 544, 1056, 2048 };
+    const kern_vtable_t *vt = kern_vtable_for_level(kern_level());
+    for (size_t ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
+        int k = ks[ki], nb = k / DTYPE_QK, ng = kern_x16_groups(k);
+        float *x = xmalloc(sizeof(float) * (size_t)k);
+        int8_t *q1 = xmalloc((size_t)k), *q2 = xmalloc((size_t)k);
+        float *d1 = xmalloc(sizeof(float) * (size_t)nb), *d2 = xmalloc(sizeof(float) * (size_t)nb);
+        uint8_t *p1 = aligned_alloc(64, (size_t)ng * KERN_X16_XBYTES), *p2 = aligned_alloc(64, (size_t)ng * KERN_X16_XBYTES);
+        uint16_t *b1 = xmalloc(sizeof(uint16_t) * (size_t)k), *b2 = xmalloc(sizeof(uint16_t) * (size_t)k);
+        if (!p1 || !p2) exit(2);
+        fill_special(x, k);
+        kern_quantize_row_q8(q1, d1, x, k);
+        vt->quantize_row_q8(q2, d2, x, k);
+        if (memcmp(q1, q2, (size_t)k) || memcmp(d1, d2, sizeof(float) * (size_t)nb))
+            FAIL("quantize_row_q8 k %d: not the reference's bits", k);
+        for (int ti = 0; ti < 2; ti++) {
+            dtype_t t = ti ? DTYPE_Q4_0 : DTYPE_Q8_0;
+            memset(p1, 0xa5, (size_t)ng * KERN_X16_XBYTES);
+            memset(p2, 0x5a, (size_t)ng * KERN_X16_XBYTES);
+            kern_x16_quantize_row(p1, x, k, t);
+            vt->x16_quantize_row(p2, x, k, t);
+            if (memcmp(p1, p2, (size_t)ng * KERN_X16_XBYTES))
+                FAIL("x16_quantize_row %s k %d: not the reference's bits", dtype_name(t), k);
+            /* the layout holds the plain quantization's values: element e of block b */
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *grp = p1 + (size_t)(b / KERN_X16_GROUP) * KERN_X16_XBYTES;
+                int l = b % KERN_X16_GROUP, sum = 0, bad = 0;
+                int32_t corr;
+                float d;
+                for (int e = 0; e < DTYPE_QK; e++) {
+                    int8_t v = (int8_t)grp[64 * (e / 4) + 4 * l + e % 4];
+                    bad |= v != q1[b * DTYPE_QK + e];
+                    sum += v;
+                }
+                memcpy(&d, grp + 512 + 4 * l, 4);
+                memcpy(&corr, grp + 576 + 4 * l, 4);
+                if (bad || memcmp(&d, &d1[b], 4) || corr != (t == DTYPE_Q8_0 ? -128 : -8) * sum) {
+                    FAIL("x16 layout %s k %d block %d: values, scale or correction wrong", dtype_name(t), k, b);
+                    break;
+                }
+            }
+        }
+        /* bf16 rounding on random bit patterns (NaN, inf, subnormal included) and on x */
+        for (int i = 0; i < k; i++) {
+            uint32_t bits = rng_u32();
+            if (i % 3 == 0) memcpy(&x[i], &bits, 4);
+        }
+        kern_round_row_bf16(b1, x, k);
+        vt->round_row_bf16(b2, x, k);
+        for (int i = 0; i < k; i++)
+            if (b1[i] != f32_to_bf16(x[i])) {
+                FAIL("kern_round_row_bf16 differs from f32_to_bf16 at %d", i);
+                break;
+            }
+        if (memcmp(b1, b2, sizeof(uint16_t) * (size_t)k)) FAIL("round_row_bf16 k %d: not the reference's bits", k);
+        free(x);
+        free(q1);
+        free(q2);
+        free(d1);
+        free(d2);
+        free(p1);
+        free(p2);
+        free(b1);
+        free(b2);
+    }
+}
+
+/* ---- weights repacked at load (kern_matrix_t) ---- */
+
+static void check_packed_case(threadpool_t **pools, int n_pools, dtype_t t, int m, int n, int k)
+{
+    const kern_vtable_t *vt = kern_vtable_for_level(kern_level());
+    kern_matmul_x16_fn x16 = t == DTYPE_Q8_0 ? vt->matmul_q8_0_x16 : vt->matmul_q4_0_x16;
+    int ng = kern_x16_groups(k), bad = 0;
+    float *x = xmalloc(sizeof(float) * (size_t)m * k), *wf = xmalloc(sizeof(float) * (size_t)n * k);
+    float *y = xmalloc(sizeof(float) * (size_t)m * n), *y2 = xmalloc(sizeof(float) * (size_t)m * n);
+    float *yref = xmalloc(sizeof(float) * (size_t)m * n), *yx = xmalloc(sizeof(float) * (size_t)m * n);
+    float *xb = xmalloc(sizeof(float) * 9 * (size_t)k), *yb = xmalloc(sizeof(float) * 9 * (size_t)n);
+    size_t wbytes = (size_t)n * ng * kern_x16_wgroup_bytes(t);
+    uint8_t *wp = aligned_alloc(64, (wbytes + 63) / 64 * 64), *xp = aligned_alloc(64, (size_t)m * ng * KERN_X16_XBYTES);
+    kern_matrix_t mat;
+    void *w;
+    kern_level_t level = kern_level();
+    if (!wp || !xp) exit(2);
+    fill_uniform(x, (size_t)m * k, -1.0f, 1.0f);
+    w = make_weights(t, n, k, wf);
+    kern_set_level(KERN_LEVEL_REF);
+    kern_matmul(NULL, yref, x, w, t, m, n, k);
+    kern_set_level(level);
+
+    /* the layout itself, through the scalar x16 kernel */
+    kern_x16_pack_rows(wp, w, t, k, 0, n);
+    for (int i = 0; i < m; i++) kern_x16_quantize_row(xp + (size_t)i * ng * KERN_X16_XBYTES, x + (size_t)i * k, k, t);
+    (t == DTYPE_Q8_0 ? kern_ref_matmul_q8_0_x16 : kern_ref_matmul_q4_0_x16)(yx, xp, wp, m, n, k, 0, n);
+
+    kern_matrix_init(&mat, w, t, n, k);
+    if (kern_matrix_pack(pools[1], &mat) != CLLM_OK) FAIL("kern_matrix_pack %s: %s", dtype_name(t), cllm_error_message());
+    if (x16 && (!mat.packed || mat.packed_bytes != wbytes || mat.packed_level != level || memcmp(mat.packed, wp, wbytes)))
+        FAIL("kern_matrix_pack %s n %d k %d: not packed as kern_x16_pack_rows (%zu bytes)", dtype_name(t), n, k,
+             mat.packed_bytes);
+    if (!x16 && mat.packed) FAIL("kern_matrix_pack %s packed at a level without x16 kernels", dtype_name(t));
+    kern_matmul_mat(pools[1], y, x, &mat, m);
+    for (int i = 0; i < m && !bad; i++)
+        for (int j = 0; j < n && !bad; j++) {
+            double want, mag, qb, tol;
+            size_t at = (size_t)i * n + j;
+            matmul_oracle(x, wf, t, i, j, k, &want, &mag, &qb);
+            tol = 1e-6 * mag + 1e-30;
+            if (!(fabs(y[at] - want) <= tol) || !(fabs(yx[at] - want) <= tol) || !(fabs((double)y[at] - yref[at]) <= tol)) {
+                FAIL("packed %s m %d n %d k %d at (%d, %d): got %.9g scalar x16 %.9g ref %.9g oracle %.9g tol %.3g",
+                     dtype_name(t), m, n, k, i, j, y[at], yx[at], yref[at], want, tol);
+                bad = 1;
+            }
+        }
+    /* batch invariance: threads, rows alone and among other rows, column ranges */
+    for (int p = 0; p < n_pools; p++) {
+        kern_matmul_mat(pools[p], y2, x, &mat, m);
+        if (memcmp(y2, y, sizeof(float) * (size_t)m * n))
+            FAIL("packed %s m %d n %d k %d: %d threads differ", dtype_name(t), m, n, k, threadpool_n_threads(pools[p]));
+    }
+    for (int i = 0; i < m; i++) {
+        static const int sizes[] = { 2, 4, 5, 9 };
+        kern_matmul_mat(pools[i % n_pools], yb, x + (size_t)i * k, &mat, 1);
+        if (memcmp(yb, y + (size_t)i * n, sizeof(float) * (size_t)n))
+            FAIL("packed %s n %d k %d: row %d alone differs from the batch of %d", dtype_name(t), n, k, i, m);
+        for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+            int sz = sizes[si], pos = (i + (int)si) % sz;
+            fill_uniform(xb, (size_t)sz * k, -3.0f, 3.0f);
+            memcpy(xb + (size_t)pos * k, x + (size_t)i * k, sizeof(float) * (size_t)k);
+            kern_matmul_mat(pools[(i + (int)si) % n_pools], yb, xb, &mat, sz);
+            if (memcmp(yb + (size_t)pos * n, y + (size_t)i * n, sizeof(float) * (size_t)n))
+                FAIL("packed %s n %d k %d: row %d as row %d of %d differs", dtype_name(t), n, k, i, pos, sz);
+        }
+    }
+    if (x16 && mat.packed) {
+        for (int i = 0; i < m; i++) vt->x16_quantize_row(xp + (size_t)i * ng * KERN_X16_XBYTES, x + (size_t)i * k, k, t);
+        for (int trial = 0; trial < 3; trial++) {
+            int j0 = 0;
+            memset(y2, 0, sizeof(float) * (size_t)m * n);
+            while (j0 < n) {
+                int j1 = j0 + 1 + (int)(rng_u32() % (trial == 0 ? 3u : 37u));
+                if (j1 > n) j1 = n;
+                x16(y2, xp, mat.packed, m, n, k, j0, j1);
+                j0 = j1;
+            }
+            if (memcmp(y2, y, sizeof(float) * (size_t)m * n)) {
+                FAIL("packed %s m %d n %d k %d: columns computed in other ranges differ", dtype_name(t), m, n, k);
+                break;
+            }
+        }
+    }
+    kern_matrix_release(&mat);
+    if (mat.packed) FAIL("kern_matrix_release left the copy");
+    free(x);
+    free(wf);
+    free(y);
+    free(y2);
+    free(yref);
+    free(yx);
+    free(xb);
+    free(yb);
+    free(wp);
+    free(xp);
+    free(w);
+}
+
+/* kern_matmul_mats == one kern_matmul_mat per product, bitwise, for products that share a job
+ * (same k and type) and for mixed ones (other k, other type, unpacked). */
+static void test_matmul_mats(threadpool_t *pool)
+{
+    enum { M = 5, K = 544, K2 = 96 };
+    static const struct { dtype_t t; int n, k; } specs[] = {
+        { DTYPE_Q8_0, 37, K }, { DTYPE_Q8_0, 16, K }, { DTYPE_Q8_0, 3, K }, { DTYPE_Q4_0, 20, K },
+        { DTYPE_BF16, 9, K },  { DTYPE_Q8_0, 7, K2 }, { DTYPE_F32, 5, K },  { DTYPE_Q8_0, 33, K },
+    };
+    enum { N_MATS = sizeof(specs) / sizeof(specs[0]) };
+    kern_matrix_t mats[N_MATS];
+    const kern_matrix_t *mp[N_MATS];
+    float *ys[N_MATS], *x = xmalloc(sizeof(float) * M * K), *y1 = xmalloc(sizeof(float) * M * 64);
+    void *ws[N_MATS];
+    fill_uniform(x, (size_t)M * K, -1.0f, 1.0f);
+    for (int i = 0; i < N_MATS; i++) {
+        float *wf = xmalloc(sizeof(float) * (size_t)specs[i].n * specs[i].k);
+        ws[i] = make_weights(specs[i].t, specs[i].n, specs[i].k, wf);
+        free(wf);
+        kern_matrix_init(&mats[i], ws[i], specs[i].t, specs[i].n, specs[i].k);
+        if (kern_matrix_pack(pool, &mats[i]) != CLLM_OK) FAIL("kern_matrix_pack");
+        mp[i] = &mats[i];
+        ys[i] = xmalloc(sizeof(float) * M * (size_t)specs[i].n);
+    }
+    /* x rows of K elements; the K2 product reads the first K2 of each of its own rows */
+    kern_matmul_mats(pool, N_MATS - 3, ys, x, mp, M); /* the first 5: Q8_0 x3, Q4_0, BF16 */
+    kern_matmul_mats(pool, 1, ys + 5, x, mp + 5, M);
+    kern_matmul_mats(pool, 2, ys + 6, x, mp + 6, M);
+    for (int i = 0; i < N_MATS; i++) {
+        kern_matmul_mat(pool, y1, x, &mats[i], M);
+        if (memcmp(y1, ys[i], sizeof(float) * M * (size_t)specs[i].n))
+            FAIL("kern_matmul_mats: product %d (%s n %d k %d) differs from kern_matmul_mat", i, dtype_name(specs[i].t),
+                 specs[i].n, specs[i].k);
+        kern_matrix_release(&mats[i]);
+        free(ws[i]);
+        free(ys[i]);
+    }
+    free(x);
+    free(y1);
+}
+
+static void test_packed(threadpool_t **pools, int n_pools)
+{
+    static const int ms[] = { 1, 2, 3, 5, 17 };
+    static const int ns[] = { 1, 3, 17, 33, 127 };
+    static const int ks[] = { 32, 96, 512, 544, 1056 };
+    for (int ti = 0; ti < 2; ti++)
+        for (int ki = 0; ki < 5; ki++)
+            for (int ni = 0; ni < 5; ni += 2)
+                check_packed_case(pools, n_pools, ti ? DTYPE_Q4_0 : DTYPE_Q8_0, ms[(ki + ni) % 5], ns[(ni + ki) % 5],
+                                  ks[ki]);
+    test_matmul_mats(pools[1]);
+}
+
+/* ---- roofline probes ---- */
+
+static void test_probes(void)
+{
+    enum { N = 4096 };
+    uint64_t *buf = aligned_alloc(64, N * sizeof(uint64_t)), want = 0;
+    if (!buf) exit(2);
+    for (int i = 0; i < N; i++) {
+        buf[i] = ((uint64_t)rng_u32() << 32) | rng_u32();
+        want += buf[i];
+    }
+    if (kern_read_sum(buf, N * sizeof(uint64_t)) != want) FAIL("kern_read_sum: wrong sum");
+    if (kern_read_sum(buf, 64) != buf[0] + buf[1] + buf[2] + buf[3] + buf[4] + buf[5] + buf[6] + buf[7])
+        FAIL("kern_read_sum of 64 bytes");
+    if (!(kern_peak_run(KERN_PEAK_F32_FMA, 1000) > 0) || !(kern_peak_run(KERN_PEAK_INT8_DOT, 1000) > 0))
+        FAIL("kern_peak_run: f32 or int8 loop did nothing");
+    if ((kern_peak_run(KERN_PEAK_BF16_DOT, 1000) > 0) != (kern_level() >= KERN_LEVEL_AVX512))
+        FAIL("kern_peak_run: bf16 loop present iff AVX-512");
+    free(buf);
+}
+
 /* ---- dispatch and bad arguments ---- */
 
 static void test_bad_args(void)
@@ -608,6 +952,9 @@ static void test_bad_args(void)
     if (!isnan(y[0]) || !isnan(y[2])) FAIL("attention with n_head %% n_head_kv != 0 did not produce NaN");
     kern_attention(y, x, x, x, DTYPE_Q8_0, table, 1, 8, 2, 2, 1, 0, 2, 1.0f);
     if (!isnan(y[0])) FAIL("attention with a q8_0 KV cache did not produce NaN");
+    y[0] = y[1] = 0.0f;
+    kern_attention_rows(y, x, 2, 1, 0, x, x, DTYPE_Q8_0, table, 8, 2, 2, 1, 0, 2, 1.0f);
+    if (!isnan(y[0]) || !isnan(y[1])) FAIL("attention_rows with a q8_0 KV cache did not produce NaN");
     log_set_level(LOG_LEVEL_INFO);
 }
 
@@ -646,9 +993,13 @@ int main(void)
         cur_level = kern_level_name(lv);
         test_matmul_accuracy(pools[1]);
         test_matmul_invariance(pools, 3);
+        test_prep_bitwise();
+        test_packed(pools, 3);
+        test_probes();
         test_elementwise();
         test_rope();
         test_attention();
+        test_attention_rows();
         test_bad_args();
         printf("test_kernels: level %s: %s\n", cur_level, n_failed == before ? "ok" : "FAILED");
     }

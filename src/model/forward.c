@@ -3,7 +3,9 @@
  * Per layer: RMSNorm -> Q/K/V products for all tokens -> (+bias) -> RoPE -> K/V stored into their
  * block slots -> attention of each token over its sequence through the block table -> output
  * product + residual -> RMSNorm -> SwiGLU FFN + residual. Scratch buffers grow to the largest
- * batch seen and are reused; nothing is allocated per step once warm. */
+ * batch seen and are reused; nothing is allocated per step once warm. The matrices are read
+ * through weights_repack_t (built at create: Q8_0/Q4_0 repacked for the AVX-512 kernels), and
+ * products that share an input (Q, K, V; gate, up) go to the kernels together. */
 #include "model/forward.h"
 
 #include <math.h>
@@ -11,11 +13,13 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "model/weights_repack.h"
 
 struct forward {
     const model_t *model;
     kv_cache_t *kv;
     threadpool_t *pool;
+    weights_repack_t *w; /* the matrices as the kernels read them (repacked at create) */
     int32_t cap_tokens; /* rows the scratch holds */
     float *x;           /* (cap, n_embd) residual stream */
     float *xn;          /* (cap, n_embd) normed input */
@@ -44,6 +48,13 @@ status_t forward_create(const model_t *model, kv_cache_t *kv, threadpool_t *pool
     fw->model = model;
     fw->kv = kv;
     fw->pool = pool;
+    {
+        status_t st = weights_repack_create(model, pool, &fw->w);
+        if (st != CLLM_OK) {
+            free(fw);
+            return st;
+        }
+    }
     *out = fw;
     return CLLM_OK;
 }
@@ -67,6 +78,7 @@ void forward_destroy(forward_t *fw)
 {
     if (!fw) return;
     scratch_free(fw);
+    weights_repack_destroy(fw->w);
     free(fw);
 }
 
@@ -161,6 +173,7 @@ static void layer_forward(forward_t *fw, const forward_batch_t *b, int l)
     const model_t *m = fw->model;
     const model_hparams_t *hp = &m->hp;
     const model_layer_t *L = &m->layers[l];
+    const weights_layer_t *W = &fw->w->layers[l];
     int32_t T = b->n_tokens, D = hp->n_embd, F = hp->n_ff;
     int32_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
     int32_t bs = kv_cache_config(fw->kv)->block_size;
@@ -169,9 +182,12 @@ static void layer_forward(forward_t *fw, const forward_batch_t *b, int l)
     /* attention block */
     for (int32_t t = 0; t < T; t++)
         kern_rmsnorm(fw->xn + (size_t)t * D, fw->x + (size_t)t * D, L->attn_norm, D, hp->rms_eps);
-    kern_matmul(fw->pool, fw->q, fw->xn, L->wq.data, L->wq.type, T, q_dim, D);
-    kern_matmul(fw->pool, fw->k, fw->xn, L->wk.data, L->wk.type, T, kv_dim, D);
-    kern_matmul(fw->pool, fw->v, fw->xn, L->wv.data, L->wv.type, T, kv_dim, D);
+    {
+        /* one preparation of xn and one hand-off to the pool for the three products */
+        float *const ys[3] = { fw->q, fw->k, fw->v };
+        const kern_matrix_t *const ws[3] = { &W->wq, &W->wk, &W->wv };
+        kern_matmul_mats(fw->pool, 3, ys, fw->xn, ws, T);
+    }
     if (L->bq) {
         add_bias(fw->q, L->bq, T, q_dim);
         add_bias(fw->k, L->bk, T, kv_dim);
@@ -185,16 +201,19 @@ static void layer_forward(forward_t *fw, const forward_batch_t *b, int l)
         kv_cache_store(fw->kv, l, bt[p / bs], p % bs, fw->k + (size_t)t * kv_dim, fw->v + (size_t)t * kv_dim);
     }
     threadpool_run(fw->pool, attn_worker, &job);
-    kern_matmul(fw->pool, fw->proj, fw->att, L->wo.data, L->wo.type, T, D, q_dim);
+    kern_matmul_mat(fw->pool, fw->proj, fw->att, &W->wo, T);
     kern_add(fw->x, fw->x, fw->proj, T * D);
 
     /* feed-forward block */
     for (int32_t t = 0; t < T; t++)
         kern_rmsnorm(fw->xn + (size_t)t * D, fw->x + (size_t)t * D, L->ffn_norm, D, hp->rms_eps);
-    kern_matmul(fw->pool, fw->gate, fw->xn, L->w_gate.data, L->w_gate.type, T, F, D);
-    kern_matmul(fw->pool, fw->up, fw->xn, L->w_up.data, L->w_up.type, T, F, D);
+    {
+        float *const ys[2] = { fw->gate, fw->up };
+        const kern_matrix_t *const ws[2] = { &W->w_gate, &W->w_up };
+        kern_matmul_mats(fw->pool, 2, ys, fw->xn, ws, T);
+    }
     kern_silu_mul(fw->gate, fw->gate, fw->up, T * F);
-    kern_matmul(fw->pool, fw->proj, fw->gate, L->w_down.data, L->w_down.type, T, D, F);
+    kern_matmul_mat(fw->pool, fw->proj, fw->gate, &W->w_down, T);
     kern_add(fw->x, fw->x, fw->proj, T * D);
 }
 
@@ -221,6 +240,6 @@ status_t forward_run(forward_t *fw, const forward_batch_t *b, float *logits)
         kern_rmsnorm(fw->xn + (size_t)n_out * D, fw->x + (size_t)t * D, m->output_norm, D, hp->rms_eps);
         n_out++;
     }
-    if (n_out > 0) kern_matmul(fw->pool, logits, fw->xn, m->output.data, m->output.type, n_out, hp->n_vocab, D);
+    if (n_out > 0) kern_matmul_mat(fw->pool, logits, fw->xn, &fw->w->output, n_out);
     return CLLM_OK;
 }

@@ -765,11 +765,15 @@ out:
     return rc;
 }
 
+/* `cllm bench model` (cmd_bench_model.c): the forward pass timed directly, like llama-bench. */
+int cmd_bench_model(int argc, char **argv);
+
 static void bench_usage(FILE *f)
 {
     fprintf(f, "usage: cllm bench serve [options]     benchmark a running OpenAI-compatible server\n"
                "       cllm bench compare [options]   start cllm serve with two flag sets and compare them\n"
-               "(cllm bench serve --help, cllm bench compare --help for the options)\n");
+               "       cllm bench model [options]     time a model's forward pass (like llama-bench)\n"
+               "(cllm bench serve --help, cllm bench compare --help, cllm bench model --help for the options)\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -784,10 +788,11 @@ int cmd_bench(int argc, char **argv)
         bench_usage(stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "model")) return cmd_bench_model(argc - 1, argv + 1);
     memset(&a, 0, sizeof(a));
     if (!strcmp(argv[1], "compare")) a.compare = true;
     else if (strcmp(argv[1], "serve")) {
-        fprintf(stderr, "cllm bench: unknown subcommand '%s' (serve or compare)\n", argv[1]);
+        fprintf(stderr, "cllm bench: unknown subcommand '%s' (serve, compare or model)\n", argv[1]);
         return 2;
     }
     rc = parse_args(argc - 1, argv + 1, &a);

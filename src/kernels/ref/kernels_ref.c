@@ -8,6 +8,7 @@
 #include "kernels/ref/kernels_ref.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Elements of a weight row converted to f32 at a time (a stack buffer, no allocation). */
 #define REF_CHUNK 256
@@ -46,6 +47,84 @@ void kern_quantize_row_q8(int8_t *qs, float *d, const float *x, int k)
     }
 }
 
+void kern_round_row_bf16(uint16_t *xb, const float *x, int k)
+{
+    for (int i = 0; i < k; i++) xb[i] = f32_to_bf16(x[i]);
+}
+
+/* Byte of element e of block l inside an x16 group (see kernels_impl.h). */
+static inline size_t x16_at(int l, int e)
+{
+    return (size_t)64 * (size_t)(e / 4) + (size_t)4 * (size_t)l + (size_t)(e % 4);
+}
+
+void kern_x16_pack_rows(void *wp, const void *w, dtype_t t, int k, int j0, int j1)
+{
+    int nb = k / DTYPE_QK, ng = kern_x16_groups(k);
+    size_t gbytes = kern_x16_wgroup_bytes(t);
+    for (int j = j0; j < j1; j++) {
+        uint8_t *row = (uint8_t *)wp + (size_t)j * ng * gbytes; /* (ng groups) */
+        for (int g = 0; g < ng; g++) {
+            uint8_t *grp = row + (size_t)g * gbytes;
+            uint16_t d[KERN_X16_GROUP];
+            for (int l = 0; l < KERN_X16_GROUP; l++) {
+                int b = g * KERN_X16_GROUP + l;
+                /* 4 elements (bytes) at a time: q + 128 is q ^ 0x80 on each byte of an int8 */
+                if (t == DTYPE_Q8_0) {
+                    const block_q8_0_t *src = (const block_q8_0_t *)w + (size_t)j * nb + b;
+                    d[l] = b < nb ? src->d : 0;
+                    for (int u = 0; u < 8; u++) {
+                        uint32_t v = 0;
+                        if (b < nb) {
+                            memcpy(&v, src->qs + 4 * u, 4);
+                            v ^= 0x80808080u;
+                        }
+                        memcpy(grp + 32 + 64 * u + 4 * l, &v, 4);
+                    }
+                } else {
+                    const block_q4_0_t *src = (const block_q4_0_t *)w + (size_t)j * nb + b;
+                    d[l] = b < nb ? src->d : 0;
+                    for (int p = 0; p < 4; p++) {
+                        uint32_t v = 0x88888888u; /* padding: value 0 (never read: its scale and x are 0) */
+                        if (b < nb) memcpy(&v, src->qs + 4 * p, 4);
+                        memcpy(grp + 32 + 64 * p + 4 * l, &v, 4);
+                    }
+                }
+            }
+            memcpy(grp, d, sizeof(d));
+        }
+    }
+}
+
+void kern_x16_quantize_row(void *xp, const float *x, int k, dtype_t t)
+{
+    int nb = k / DTYPE_QK, ng = kern_x16_groups(k);
+    int8_t qs[DTYPE_QK];
+    float d;
+    for (int g = 0; g < ng; g++) {
+        uint8_t *grp = (uint8_t *)xp + (size_t)g * KERN_X16_XBYTES;
+        float dg[KERN_X16_GROUP];
+        int32_t corr[KERN_X16_GROUP];
+        for (int l = 0; l < KERN_X16_GROUP; l++) {
+            int b = g * KERN_X16_GROUP + l, sum = 0;
+            if (b < nb) {
+                kern_quantize_row_q8(qs, &d, x + (size_t)b * DTYPE_QK, DTYPE_QK);
+            } else {
+                memset(qs, 0, sizeof(qs));
+                d = 0.0f;
+            }
+            for (int e = 0; e < DTYPE_QK; e++) {
+                grp[x16_at(l, e)] = (uint8_t)qs[e];
+                sum += qs[e];
+            }
+            dg[l] = d;
+            corr[l] = (t == DTYPE_Q8_0 ? -128 : -8) * sum;
+        }
+        memcpy(grp + 512, dg, sizeof(dg));
+        memcpy(grp + 576, corr, sizeof(corr));
+    }
+}
+
 /* y[:, j] for float weight types: W row j converted REF_CHUNK elements at a time; each y
  * element keeps one sequential sum over k (stored in y between chunks, which is exact). */
 static void ref_matmul_float(float *y, const float *x, const void *w, dtype_t wt, int m, int n, int k, int j0,
@@ -79,9 +158,19 @@ void kern_ref_matmul_f16(float *y, const float *x, const void *w, int m, int n, 
     ref_matmul_float(y, x, w, DTYPE_F16, m, n, k, j0, j1);
 }
 
-void kern_ref_matmul_bf16(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1)
+/* BF16 weights: x already rounded to bf16 (kern_round_row_bf16); each product of two bf16
+ * values is exact in f32, summed sequentially over k. */
+void kern_ref_matmul_bf16(float *y, const uint16_t *xb, const void *w, int m, int n, int k, int j0, int j1)
 {
-    ref_matmul_float(y, x, w, DTYPE_BF16, m, n, k, j0, j1);
+    for (int j = j0; j < j1; j++) {
+        const uint16_t *wrow = (const uint16_t *)w + (size_t)j * k; /* (k) */
+        for (int i = 0; i < m; i++) {
+            const uint16_t *xr = xb + (size_t)i * k; /* (k) */
+            float s = 0.0f;
+            for (int t = 0; t < k; t++) s += bf16_to_f32(xr[t]) * bf16_to_f32(wrow[t]);
+            y[(size_t)i * n + j] = s;
+        }
+    }
 }
 
 void kern_ref_matmul_q8_0(float *y, const int8_t *xqs, const float *xd, const void *w, int m, int n, int k,
@@ -126,6 +215,51 @@ void kern_ref_matmul_q4_0(float *y, const int8_t *xqs, const float *xd, const vo
             y[(size_t)i * n + j] = s;
         }
     }
+}
+
+/* x16 layout (weights from kern_x16_pack_rows, x from kern_x16_quantize_row): per block the
+ * exact integer dot, then s += isum * (d_w * d_x) over blocks in order, as the unpacked kernels
+ * (padding blocks add 0 * 0). */
+static void ref_matmul_x16(float *y, const void *xp, const void *wp, dtype_t t, int m, int n, int k, int j0, int j1)
+{
+    int ng = kern_x16_groups(k);
+    size_t gbytes = kern_x16_wgroup_bytes(t);
+    for (int j = j0; j < j1; j++) {
+        const uint8_t *wrow = (const uint8_t *)wp + (size_t)j * ng * gbytes; /* (ng groups) */
+        for (int i = 0; i < m; i++) {
+            const uint8_t *xrow = (const uint8_t *)xp + (size_t)i * ng * KERN_X16_XBYTES; /* (ng groups) */
+            float s = 0.0f;
+            for (int g = 0; g < ng; g++) {
+                const uint8_t *wg = wrow + (size_t)g * gbytes, *xg = xrow + (size_t)g * KERN_X16_XBYTES;
+                for (int l = 0; l < KERN_X16_GROUP; l++) {
+                    uint16_t dw;
+                    float dx;
+                    int32_t isum;
+                    memcpy(&dw, wg + 2 * l, 2);
+                    memcpy(&dx, xg + 512 + 4 * l, 4);
+                    memcpy(&isum, xg + 576 + 4 * l, 4);
+                    for (int e = 0; e < DTYPE_QK; e++) {
+                        int xq = (int8_t)xg[x16_at(l, e)], wq;
+                        if (t == DTYPE_Q8_0) wq = wg[32 + x16_at(l, e)];
+                        else wq = (wg[32 + 64 * ((e % 16) / 4) + 4 * l + e % 4] >> (e < 16 ? 0 : 4)) & 15;
+                        isum += wq * xq;
+                    }
+                    s += (float)isum * (fp16_to_f32(dw) * dx);
+                }
+            }
+            y[(size_t)i * n + j] = s;
+        }
+    }
+}
+
+void kern_ref_matmul_q8_0_x16(float *y, const void *xp, const void *wp, int m, int n, int k, int j0, int j1)
+{
+    ref_matmul_x16(y, xp, wp, DTYPE_Q8_0, m, n, k, j0, j1);
+}
+
+void kern_ref_matmul_q4_0_x16(float *y, const void *xp, const void *wp, int m, int n, int k, int j0, int j1)
+{
+    ref_matmul_x16(y, xp, wp, DTYPE_Q4_0, m, n, k, j0, j1);
 }
 
 void kern_ref_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
@@ -209,12 +343,58 @@ void kern_ref_attention(float *out, const float *q, const void *k_pool, const vo
     }
 }
 
+/* 8 independent scalar multiply-add chains (the compiler may vectorize them; it is a ceiling
+ * for this level's code either way). */
+static volatile float ref_probe_sink_f;
+static volatile int32_t ref_probe_sink_i;
+
+double kern_ref_peak_run(int kind, int64_t n_iter)
+{
+    if (kind == 0) {
+        float a[8], m = 0.999999f, c = 1e-7f, s = 0.0f;
+        for (int i = 0; i < 8; i++) a[i] = (float)i;
+        for (int64_t it = 0; it < n_iter; it++)
+            for (int i = 0; i < 8; i++) a[i] = a[i] * m + c;
+        for (int i = 0; i < 8; i++) s += a[i];
+        ref_probe_sink_f = s;
+        return (double)n_iter * 8 * 2;
+    }
+    if (kind == 2) {
+        int32_t a[8], s = 0;
+        int8_t y = -5;
+        for (int i = 0; i < 8; i++) a[i] = i;
+        for (int64_t it = 0; it < n_iter; it++)
+            for (int i = 0; i < 8; i++) a[i] += (int8_t)a[i] * y; /* a dependent chain: not folded */
+        for (int i = 0; i < 8; i++) s += a[i];
+        ref_probe_sink_i = s;
+        return (double)n_iter * 8 * 2;
+    }
+    return 0.0;
+}
+
+uint64_t kern_ref_read_sum(const void *p, size_t n)
+{
+    const uint64_t *w = p; /* 64-byte aligned: words are aligned */
+    uint64_t s[8] = { 0 };
+    size_t nw = n / 8, i = 0;
+    for (; i + 8 <= nw; i += 8)
+        for (int u = 0; u < 8; u++) s[u] += w[i + (size_t)u];
+    for (; i < nw; i++) s[0] += w[i];
+    for (int u = 1; u < 8; u++) s[0] += s[u];
+    return s[0];
+}
+
 const kern_vtable_t kern_vtable_ref = {
     .matmul_f32 = kern_ref_matmul_f32,
     .matmul_f16 = kern_ref_matmul_f16,
     .matmul_bf16 = kern_ref_matmul_bf16,
     .matmul_q8_0 = kern_ref_matmul_q8_0,
     .matmul_q4_0 = kern_ref_matmul_q4_0,
+    .matmul_q8_0_x16 = NULL, /* weights stay unpacked at this level (tests call the x16 ones directly) */
+    .matmul_q4_0_x16 = NULL,
+    .quantize_row_q8 = kern_quantize_row_q8,
+    .round_row_bf16 = kern_round_row_bf16,
+    .x16_quantize_row = kern_x16_quantize_row,
     .rmsnorm = kern_ref_rmsnorm,
     .silu_mul = kern_ref_silu_mul,
     .add = kern_ref_add,

@@ -4,7 +4,7 @@
  * 8-lane accumulator per output element) and their drivers.
  * Fixed per-element arithmetic (batch invariance): for output (i, j) the accumulator's lane l
  * sums, in k order, the products of elements k = 8 t + l (float weights; the last partial step
- * is zero padded) or, for Q8_0/Q4_0, lane l of block b is an exact int32 sum of 4 products
+ * is zero padded; for BF16 weights x comes rounded to bf16, so every product is exact) or, for Q8_0/Q4_0, lane l of block b is an exact int32 sum of 4 products
  * (maddubs + madd), converted to f32 and fused-multiply-added with d_w * d_x; then the 8 lanes
  * are summed by hsum256_ps. Tiling changes only which registers hold what, never this sequence.
  * Q8_0 uses the sign trick (|w| as u8 times x carrying w's sign), exact for every s8 weight
@@ -34,8 +34,23 @@ KERN_AI __m256 load_w8_tail(const void *w, size_t i, int n, const int wt)
     return load_w8(buf, 0, wt);
 }
 
-/* y (R, C) with row stride ldy = x (R, k) . w (C, k)^T, float weight type wt. */
-KERN_AI void tile_float(float *y, int ldy, const float *x, const void *w, int k, const int wt, const int R,
+/* 8 elements of x: f32, or for BF16 weights bf16 (kern_round_row_bf16), widened exactly. */
+KERN_AI __m256 load_x8(const void *x, size_t i, const int wt)
+{
+    if (wt != DTYPE_BF16) return _mm256_loadu_ps((const float *)x + i);
+    return load_w8(x, i, DTYPE_BF16);
+}
+
+/* The last n < 8 elements of x, zero padded. */
+KERN_AI __m256 load_x8_tail(const void *x, size_t i, int n, const int wt)
+{
+    if (wt != DTYPE_BF16) return _mm256_maskload_ps((const float *)x + i, lane_mask256(n));
+    return load_w8_tail(x, i, n, DTYPE_BF16);
+}
+
+/* y (R, C) with row stride ldy = x (R, k) . w (C, k)^T, float weight type wt (x bf16 for BF16
+ * weights, else f32). */
+KERN_AI void tile_float(float *y, int ldy, const void *x, const void *w, int k, const int wt, const int R,
                         const int C, int pf)
 {
     size_t esz = wt == DTYPE_F32 ? 4 : 2, pf_dist = (size_t)C * k * esz; /* bytes to the next tile */
@@ -57,19 +72,18 @@ KERN_AI void tile_float(float *y, int ldy, const float *x, const void *w, int k,
         }
         KERN_UNROLL
         for (int r = 0; r < R; r++) {
-            __m256 xv = _mm256_loadu_ps(x + (size_t)r * k + kk);
+            __m256 xv = load_x8(x, (size_t)r * k + kk, wt);
             KERN_UNROLL
             for (int c = 0; c < C; c++) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
         }
     }
     if (kk < k) {
-        __m256i mk = lane_mask256(k - kk);
         __m256 wv[TILE_C];
         KERN_UNROLL
         for (int c = 0; c < C; c++) wv[c] = load_w8_tail(w, (size_t)c * k + kk, k - kk, wt);
         KERN_UNROLL
         for (int r = 0; r < R; r++) {
-            __m256 xv = _mm256_maskload_ps(x + (size_t)r * k + kk, mk);
+            __m256 xv = load_x8_tail(x, (size_t)r * k + kk, k - kk, wt);
             KERN_UNROLL
             for (int c = 0; c < C; c++) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
         }
@@ -145,13 +159,13 @@ KERN_AI void tile_quant(float *y, int ldy, const int8_t *xq, const float *xd, co
     }
 }
 
-KERN_AI void matmul_float(float *y, const float *x, const void *w, const int wt, int m, int n, int k, int j0,
+KERN_AI void matmul_float(float *y, const void *x, const void *w, const int wt, int m, int n, int k, int j0,
                           int j1)
 {
-    size_t esz = wt == DTYPE_F32 ? 4 : 2;
-    DRIVE((size_t)k * sizeof(float), TILE_R, m <= SMALL_M ? 1 : 2,
-          tile_float(y + (size_t)i * n + j, n, x + (size_t)i * k, (const char *)w + (size_t)j * k * esz, k, wt,
-                     R, C, pf));
+    size_t esz = wt == DTYPE_F32 ? 4 : 2, xsz = wt == DTYPE_BF16 ? 2 : 4;
+    DRIVE((size_t)k * xsz, TILE_R, m <= SMALL_M ? 1 : 2,
+          tile_float(y + (size_t)i * n + j, n, (const char *)x + (size_t)i * k * xsz,
+                     (const char *)w + (size_t)j * k * esz, k, wt, R, C, pf));
 }
 
 KERN_AI void matmul_quant(float *y, const int8_t *xqs, const float *xd, const void *w, const int wt, int m, int n,
@@ -174,9 +188,9 @@ void kern_avx2_matmul_f16(float *y, const float *x, const void *w, int m, int n,
     matmul_float(y, x, w, DTYPE_F16, m, n, k, j0, j1);
 }
 
-void kern_avx2_matmul_bf16(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1)
+void kern_avx2_matmul_bf16(float *y, const uint16_t *xb, const void *w, int m, int n, int k, int j0, int j1)
 {
-    matmul_float(y, x, w, DTYPE_BF16, m, n, k, j0, j1);
+    matmul_float(y, xb, w, DTYPE_BF16, m, n, k, j0, j1);
 }
 
 void kern_avx2_matmul_q8_0(float *y, const int8_t *xqs, const float *xd, const void *w, int m, int n, int k,

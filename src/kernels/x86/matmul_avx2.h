@@ -8,7 +8,7 @@
 
 void kern_avx2_matmul_f32(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1);
 void kern_avx2_matmul_f16(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1);
-void kern_avx2_matmul_bf16(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1);
+void kern_avx2_matmul_bf16(float *y, const uint16_t *xb, const void *w, int m, int n, int k, int j0, int j1);
 void kern_avx2_matmul_q8_0(float *y, const int8_t *xqs, const float *xd, const void *w, int m, int n, int k,
                            int j0, int j1);
 void kern_avx2_matmul_q4_0(float *y, const int8_t *xqs, const float *xd, const void *w, int m, int n, int k,

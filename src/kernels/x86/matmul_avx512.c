@@ -3,8 +3,9 @@
  * Owns: the register-tiled micro-kernels (up to TILE_R rows of x times TILE_C rows of W, one
  * 16-lane accumulator per output element) and their drivers.
  * Fixed per-element arithmetic (batch invariance): for output (i, j) the accumulator's lane l
- * sums, in k order, the products of elements k = 16 t + l (float weights; a masked last step
- * adds zeros) or, for Q8_0/Q4_0, each step's lanes are exact int32 sums over the elements of
+ * sums, in k order, the products of elements k = 16 t + l (F32, F16 weights; a masked last step
+ * adds zeros), of elements 32 t + 2 l + 1 then 32 t + 2 l (BF16 weights, x rounded to bf16:
+ * vdpbf16ps, see tile_bf16) or, for Q8_0/Q4_0, each step's lanes are exact int32 sums over the elements of
  * one block (4 blocks per step, then 2, then 1, see tile_quant), converted to f32 and
  * fused-multiply-added with that block's d_w * d_x; the step sequence depends only on k; then
  * the 16 lanes are summed by hsum512_ps. Which rows and columns share a tile
@@ -74,6 +75,55 @@ KERN_AI void tile_float(float *y, int ldy, const float *x, const void *w, int k,
             __m512 xv = _mm512_maskz_loadu_ps(mk, x + (size_t)r * k + kk);
             KERN_UNROLL
             for (int c = 0; c < C; c++) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+        }
+    }
+    KERN_UNROLL
+    for (int r = 0; r < R; r++) {
+        KERN_UNROLL
+        for (int c = 0; c < C; c++) y[(size_t)r * ldy + c] = hsum512_ps(acc[r][c]);
+    }
+}
+
+/* y (R, C) with row stride ldy = x (R, k) bf16 . w (C, k) bf16 ^T with vdpbf16ps: per step of
+ * 32 elements, lane l adds the product of elements 32 t + 2 l + 1, then of 32 t + 2 l (the
+ * instruction's order; each product of two bf16 is exact in f32); the last partial step loads
+ * zeros past k. */
+KERN_AI void tile_bf16(float *y, int ldy, const uint16_t *x, const uint16_t *w, int k, const int R, const int C,
+                       int pf)
+{
+    size_t pf_dist = (size_t)C * k * 2; /* bytes to the next tile */
+    __m512 acc[TILE_R][TILE_C];
+    int kk = 0;
+    KERN_UNROLL
+    for (int r = 0; r < TILE_R; r++) {
+        KERN_UNROLL
+        for (int c = 0; c < TILE_C; c++) acc[r][c] = _mm512_setzero_ps();
+    }
+    for (; kk + 32 <= k; kk += 32) {
+        __m512i wv[TILE_C];
+        KERN_UNROLL
+        for (int c = 0; c < C; c++) wv[c] = _mm512_loadu_si512(w + (size_t)c * k + kk);
+        if (pf) {
+            KERN_UNROLL
+            for (int c = 0; c < C; c++) _mm_prefetch((const char *)(w + (size_t)c * k + kk) + pf_dist, _MM_HINT_T1);
+        }
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            __m512i xv = _mm512_loadu_si512(x + (size_t)r * k + kk);
+            KERN_UNROLL
+            for (int c = 0; c < C; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)xv, (__m512bh)wv[c]);
+        }
+    }
+    if (kk < k) {
+        __mmask32 mk = (__mmask32)((1u << (k - kk)) - 1);
+        __m512i wv[TILE_C];
+        KERN_UNROLL
+        for (int c = 0; c < C; c++) wv[c] = _mm512_maskz_loadu_epi16(mk, w + (size_t)c * k + kk);
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            __m512i xv = _mm512_maskz_loadu_epi16(mk, x + (size_t)r * k + kk);
+            KERN_UNROLL
+            for (int c = 0; c < C; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)xv, (__m512bh)wv[c]);
         }
     }
     KERN_UNROLL
@@ -292,9 +342,10 @@ void kern_avx512_matmul_f16(float *y, const float *x, const void *w, int m, int 
     matmul_float(y, x, w, DTYPE_F16, m, n, k, j0, j1);
 }
 
-void kern_avx512_matmul_bf16(float *y, const float *x, const void *w, int m, int n, int k, int j0, int j1)
+void kern_avx512_matmul_bf16(float *y, const uint16_t *xb, const void *w, int m, int n, int k, int j0, int j1)
 {
-    matmul_float(y, x, w, DTYPE_BF16, m, n, k, j0, j1);
+    DRIVE((size_t)k * 2, TILE_R, m <= SMALL_M ? 1 : TILE_C,
+          tile_bf16(y + (size_t)i * n + j, n, xb + (size_t)i * k, (const uint16_t *)w + (size_t)j * k, k, R, C, pf));
 }
 
 void kern_avx512_matmul_q8_0(float *y, const int8_t *xqs, const float *xd, const void *w, int m, int n, int k,

@@ -8,18 +8,28 @@
 #define CLLM_KERNELS_X86_MATMUL_TILE_H
 
 /* Fully unrolls the loops over the rows and columns of a tile, so that the accumulators live
- * in registers (gcc -O2 does not unroll them by itself; clang needs its own spelling). */
+ * in registers (gcc -O2 does not unroll them by itself; clang 14 needs "unroll(full)": its
+ * plain "unroll" unrolled them by 2 and left the accumulators in memory, 3x slower). */
 #if defined(__clang__)
-#define KERN_UNROLL _Pragma("unroll")
+#define KERN_UNROLL _Pragma("clang loop unroll(full)")
 #else
 #define KERN_UNROLL _Pragma("GCC unroll 4")
+#endif
+/* The same for loops of up to 8 or 16 iterations. */
+#if defined(__clang__)
+#define KERN_UNROLL8 _Pragma("clang loop unroll(full)")
+#define KERN_UNROLL16 _Pragma("clang loop unroll(full)")
+#else
+#define KERN_UNROLL8 _Pragma("GCC unroll 8")
+#define KERN_UNROLL16 _Pragma("GCC unroll 16")
 #endif
 
 #define TILE_R 4 /* most rows of x in a tile */
 #define TILE_C 4 /* most rows of W (output columns) in a tile */
-/* x rows processed per pass over W: about this many bytes of x, so that they stay in L2 while
- * every W tile streams past them once. */
-#define X_BLOCK_BYTES (256 * 1024)
+/* x rows processed per pass over W: about this many bytes of x, so that they stay in L2 (1 MiB
+ * a core on Zen 4) while every W tile streams past them once. Half of L2 rather than a quarter:
+ * for k = 8192 (w_down) a quarter held only 16 rows, and W was read again for every 16 rows. */
+#define X_BLOCK_BYTES (512 * 1024)
 /* Up to this many rows of x (decode), W is walked one row at a time: a single sequential
  * stream, which the hardware prefetcher follows at full memory bandwidth (tiles of several W
  * rows interleave several short streams and ran at about half of it). */

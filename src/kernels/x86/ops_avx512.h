@@ -13,5 +13,8 @@ void kern_avx512_rope(float *x, int n_heads, int head_dim, int pos, const float 
 void kern_avx512_attention(float *out, const float *q, const void *k_pool, const void *v_pool, dtype_t kv_type,
                            const int32_t *block_table, int n_ctx, int block_size, int n_head, int n_head_kv,
                            int head_dim, int h0, int h1, float scale);
+void kern_avx512_attention_rows(float *out, const float *q, int ld, int n_q, int pos0, const void *k_pool,
+                                const void *v_pool, dtype_t kv_type, const int32_t *block_table, int block_size,
+                                int n_head, int n_head_kv, int head_dim, int h0, int h1, float scale);
 
 #endif
