@@ -1,6 +1,7 @@
 /* test_openai_json.c: the OpenAI request mapping (server/openai.h), the response builders
- * (server/openai_response.h) and the Prometheus rendering (server/metrics.h), without HTTP
- * and without a model: the Llama 3 vocabulary from the shared data supplies the tokenizer and
+ * (server/openai_response.h), the model's sampling defaults (--generation-config auto), errors
+ * that never echo the body, and the Prometheus rendering (server/metrics.h), without HTTP and
+ * without a model: the Llama 3 vocabulary from the shared data supplies the tokenizer and
  * the built-in llama3 chat template renders chats. */
 #include <jansson.h>
 #include <math.h>
@@ -127,6 +128,89 @@ static void test_chat_parse(void)
               strstr(r.template_kwargs_json, "date_string"),
           "template options");
     openai_request_free(&r);
+}
+
+/* --generation-config auto: the model's defaults fill only the fields a request left out (absent
+ * or null), as vLLM applies generation_config.json. */
+static void test_gen_defaults(void)
+{
+    model_gen_defaults_t d;
+    openai_request_t r;
+
+    memset(&d, 0, sizeof(d));
+    d.has_temperature = d.has_top_p = d.has_top_k = d.has_min_p = d.has_repetition_penalty = true;
+    d.temperature = 0.6f;
+    d.top_p = 0.9f;
+    d.top_k = 20;
+    d.min_p = 0.05f;
+    d.repetition_penalty = 1.1f;
+
+    /* nothing given: every default applies */
+    if (parse_ok(OPENAI_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r)) return;
+    CHECK(!r.given.temperature && !r.given.top_p && !r.given.top_k && !r.given.min_p && !r.given.repetition_penalty,
+          "nothing given");
+    openai_request_apply_defaults(&r, &d);
+    CHECK(r.req.temperature == 0.6f && r.req.top_p == 0.9f && r.req.top_k == 20 && r.req.min_p == 0.05f &&
+              r.req.repetition_penalty == 1.1f,
+          "all defaults applied: T %g top_p %g top_k %d min_p %g rep %g", r.req.temperature, r.req.top_p, r.req.top_k,
+          r.req.min_p, r.req.repetition_penalty);
+    openai_request_free(&r);
+
+    /* given fields win, even when they equal vLLM's own defaults (temperature 1, top_k -1 / 0);
+     * null is "not given" */
+    if (parse_ok(OPENAI_COMPLETION,
+                 "{\"prompt\":\"x\",\"temperature\":1,\"top_k\":0,\"top_p\":null,\"repetition_penalty\":1.0}",
+                 &r))
+        return;
+    CHECK(r.given.temperature && r.given.top_k && !r.given.top_p && !r.given.min_p && r.given.repetition_penalty,
+          "given flags");
+    openai_request_apply_defaults(&r, &d);
+    CHECK(r.req.temperature == 1.0f, "given temperature kept: %g", r.req.temperature);
+    CHECK(r.req.top_k == -1, "given top_k 0 (off) kept: %d", r.req.top_k);
+    CHECK(r.req.repetition_penalty == 1.0f, "given repetition_penalty kept: %g", r.req.repetition_penalty);
+    CHECK(r.req.top_p == 0.9f, "null top_p takes the default: %g", r.req.top_p);
+    CHECK(r.req.min_p == 0.05f, "omitted min_p takes the default: %g", r.req.min_p);
+    openai_request_free(&r);
+
+    /* a model without defaults (GGUF), or --generation-config vllm (NULL): vLLM's own defaults */
+    if (parse_ok(OPENAI_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_p\":0.5}", &r))
+        return;
+    openai_request_apply_defaults(&r, NULL);
+    CHECK(r.req.temperature == 1.0f && r.req.top_p == 0.5f && r.req.top_k == -1, "NULL defaults change nothing");
+    memset(&d, 0, sizeof(d));
+    d.temperature = 0.1f; /* has_temperature false: not a default */
+    openai_request_apply_defaults(&r, &d);
+    CHECK(r.req.temperature == 1.0f, "a default without its has_ flag is ignored");
+    /* top_k 0 in a generation config means off, as in a request */
+    d.has_top_k = true;
+    d.top_k = 0;
+    openai_request_apply_defaults(&r, &d);
+    CHECK(r.req.top_k == -1, "default top_k 0 is off: %d", r.req.top_k);
+    openai_request_free(&r);
+}
+
+/* A malformed body's error gives the position, never the text around it (it may be the prompt). */
+static void test_error_no_echo(void)
+{
+    static const char *bodies[] = {
+        "{\"prompt\": \"SECRET-MARKER",
+        "{\"prompt\": SECRET-MARKER}",
+        "{\"prompt\": \"SECRET-MARKER\n\"}",
+        "SECRET-MARKER",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"SECRET-MARKER\"}",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        openai_request_t r;
+        openai_error_t err;
+        status_t st = openai_request_parse(OPENAI_COMPLETION, bodies[i], strlen(bodies[i]), &LIM, &r, &err);
+        CHECK(st != CLLM_OK && err.status == 400, "body %zu: status %d", i, err.status);
+        if (st == CLLM_OK) {
+            openai_request_free(&r);
+            continue;
+        }
+        CHECK(strstr(err.message, "not valid JSON") && strstr(err.message, "column"), "body %zu: %s", i, err.message);
+        CHECK(!strstr(err.message, "SECRET"), "body %zu: the error echoes the body: %s", i, err.message);
+    }
 }
 
 static void test_chat_errors(void)
@@ -581,6 +665,8 @@ int main(void)
     const char *path = CLLM_SHARED_DIR "/reference/tokenizer/ggml-vocab-llama-bpe.gguf";
 
     test_chat_parse();
+    test_gen_defaults();
+    test_error_no_echo();
     test_chat_errors();
     test_completion_parse();
     test_metrics();

@@ -24,6 +24,8 @@ typedef struct {
     openai_request_t req;
     openai_meta_t meta;
     char id[64];
+    int key;            /* the API key's index (auth.h), -1 without keys */
+    uint8_t salt[AUTH_SALT_BYTES]; /* the engine's cache salt (tenant + client's cache_salt) */
     uint64_t eid;
     bool submitted;
     bool finished;      /* the engine gave the final output (or forgot the id): nothing to cancel */
@@ -224,6 +226,14 @@ static status_t gen_submit(gen_t *g, openai_error_t *err)
     }
     q.add_special = add_special;
     q.parse_special = true; /* as HF tokenizers (and so vLLM) read special-token text in prompts */
+    /* the client's cache_salt is never used as is: mixed with the tenant's, it can only split */
+    if (auth_cache_salt(env->auth, g->key, g->req.req.cache_salt, g->req.req.cache_salt_len, g->salt)) {
+        q.cache_salt = (const char *)g->salt;
+        q.cache_salt_len = sizeof(g->salt);
+    } else {
+        q.cache_salt = NULL;
+        q.cache_salt_len = 0;
+    }
 
     if (g->req.echo) {
         if (g->req.prompt_text) {
@@ -470,7 +480,7 @@ static enum MHD_Result serve_stream(gen_t *g, struct MHD_Connection *c)
 }
 
 enum MHD_Result gen_handle(gen_env_t *env, struct MHD_Connection *c, openai_kind_t kind, const char *body, size_t len,
-                           double t_arrival)
+                           double t_arrival, int key)
 {
     openai_limits_t lim;
     openai_error_t err;
@@ -479,12 +489,14 @@ enum MHD_Result gen_handle(gen_env_t *env, struct MHD_Connection *c, openai_kind
     if (!g) return http_respond_status(c, 500, "out of memory");
     g->env = env;
     g->t_arrival = t_arrival;
+    g->key = key;
     g->fd = http_connection_fd(c);
     gen_limits(env, &lim);
     if (openai_request_parse(kind, body, len, &lim, &g->req, &err) != CLLM_OK) {
         free(g);
         return http_respond_error(c, &err);
     }
+    openai_request_apply_defaults(&g->req, env->gen_defaults);
     openai_response_id(kind, g->id, sizeof(g->id));
     g->meta.kind = kind;
     g->meta.id = g->id;

@@ -13,18 +13,26 @@
 
 #include "server/openai_response.h"
 
-enum MHD_Result http_respond_text(struct MHD_Connection *c, unsigned status, const char *content_type,
-                                  const char *body, size_t len)
+/* Queues body with the headers every response of this status gets; close: "Connection: close". */
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *content_type, const char *body,
+                               size_t len, bool close)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
     enum MHD_Result ret;
     if (!r) return MHD_NO;
     if (content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (close) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, POST");
     if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+enum MHD_Result http_respond_text(struct MHD_Connection *c, unsigned status, const char *content_type,
+                                  const char *body, size_t len)
+{
+    return respond(c, status, content_type, body, len, false);
 }
 
 enum MHD_Result http_respond_json(struct MHD_Connection *c, unsigned status, json_t *j)
@@ -52,6 +60,22 @@ enum MHD_Result http_respond_status(struct MHD_Connection *c, unsigned status, c
     openai_error_t e;
     openai_error_set(&e, (int)status, NULL, "%s", message);
     return http_respond_error(c, &e);
+}
+
+enum MHD_Result http_respond_status_close(struct MHD_Connection *c, unsigned status, const char *message)
+{
+    openai_error_t e;
+    json_t *j;
+    char *body;
+    enum MHD_Result ret;
+    openai_error_set(&e, (int)status, NULL, "%s", message);
+    j = openai_error_json(&e);
+    body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!body) return MHD_NO;
+    ret = respond(c, status, "application/json", body, strlen(body), true);
+    free(body);
+    return ret;
 }
 
 int http_connection_fd(struct MHD_Connection *c)

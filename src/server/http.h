@@ -19,6 +19,9 @@ enum MHD_Result http_respond_json(struct MHD_Connection *c, unsigned status, jso
 enum MHD_Result http_respond_error(struct MHD_Connection *c, const openai_error_t *e);
 /* Shorthand: an error of this status and message (param none). */
 enum MHD_Result http_respond_status(struct MHD_Connection *c, unsigned status, const char *message);
+/* http_respond_status, and the connection is closed once the answer is sent ("Connection:
+ * close"): for a client that is not to be served further (over the connection limit). */
+enum MHD_Result http_respond_status_close(struct MHD_Connection *c, unsigned status, const char *message);
 /* Queues a body (len bytes, copied) with the given Content-Type. */
 enum MHD_Result http_respond_text(struct MHD_Connection *c, unsigned status, const char *content_type,
                                   const char *body, size_t len);

@@ -562,14 +562,16 @@ static int parse_generation(json_t *root, const openai_limits_t *lim, openai_req
         mt_given = true;
     }
     q->max_tokens = mt_given ? (int32_t)mt : 0;
-    if (get_number(root, "temperature", 0.0, INFINITY, false, &q->temperature, NULL, err)) return -1;
-    if (get_number(root, "top_p", 0.0, 1.0, true, &q->top_p, NULL, err)) return -1;
-    if (get_int(root, "top_k", -1, INT32_MAX, &x, &given, err)) return -1;
-    if (given) q->top_k = x == 0 ? -1 : (int32_t)x;
-    if (get_number(root, "min_p", 0.0, 1.0, false, &q->min_p, NULL, err)) return -1;
+    if (get_number(root, "temperature", 0.0, INFINITY, false, &q->temperature, &r->given.temperature, err)) return -1;
+    if (get_number(root, "top_p", 0.0, 1.0, true, &q->top_p, &r->given.top_p, err)) return -1;
+    if (get_int(root, "top_k", -1, INT32_MAX, &x, &r->given.top_k, err)) return -1;
+    if (r->given.top_k) q->top_k = x == 0 ? -1 : (int32_t)x;
+    if (get_number(root, "min_p", 0.0, 1.0, false, &q->min_p, &r->given.min_p, err)) return -1;
     if (get_number(root, "frequency_penalty", -2.0, 2.0, false, &q->frequency_penalty, NULL, err)) return -1;
     if (get_number(root, "presence_penalty", -2.0, 2.0, false, &q->presence_penalty, NULL, err)) return -1;
-    if (get_number(root, "repetition_penalty", 0.0, INFINITY, true, &q->repetition_penalty, NULL, err)) return -1;
+    if (get_number(root, "repetition_penalty", 0.0, INFINITY, true, &q->repetition_penalty,
+                   &r->given.repetition_penalty, err))
+        return -1;
     if (get_int(root, "seed", INT64_MIN, INT64_MAX, &x, &given, err)) return -1;
     if (given) {
         q->seed = (uint64_t)x;
@@ -660,6 +662,10 @@ status_t openai_request_parse(openai_kind_t kind, const char *body, size_t len, 
     cllm_request_init(&r->req);
     root = json_loadb(body ? body : "", len, 0, &jerr);
     if (!root) {
+        /* jansson ends its text with "near '<the token it read>'": that may be prompt text, which
+         * an error must not echo (issue 7), so only the position is kept */
+        char *near = strstr(jerr.text, " near ");
+        if (near) *near = '\0';
         openai_error_set(err, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", jerr.text,
                          jerr.line, jerr.column);
         return CLLM_ERR_INVALID_ARG;
@@ -726,6 +732,17 @@ status_t openai_request_parse(openai_kind_t kind, const char *body, size_t len, 
 fail:
     openai_request_free(r);
     return CLLM_ERR_INVALID_ARG;
+}
+
+void openai_request_apply_defaults(openai_request_t *r, const model_gen_defaults_t *d)
+{
+    cllm_request_t *q = &r->req;
+    if (!d) return;
+    if (d->has_temperature && !r->given.temperature) q->temperature = d->temperature;
+    if (d->has_top_p && !r->given.top_p) q->top_p = d->top_p;
+    if (d->has_top_k && !r->given.top_k) q->top_k = d->top_k <= 0 ? -1 : d->top_k;
+    if (d->has_min_p && !r->given.min_p) q->min_p = d->min_p;
+    if (d->has_repetition_penalty && !r->given.repetition_penalty) q->repetition_penalty = d->repetition_penalty;
 }
 
 /* ---- chat prompt ---- */

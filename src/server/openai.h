@@ -25,6 +25,7 @@
 
 #include "cllm/engine.h"
 #include "cllm/status.h"
+#include "model/model.h"
 #include "server/chat_template.h"
 
 /* Most top logprobs a request may ask for (vLLM's default max_logprobs). */
@@ -80,6 +81,9 @@ typedef struct {
 
     /* sampling and stopping, ready for cllm_engine_submit (prompt fields left unset) */
     cllm_request_t req;
+    struct {
+        bool temperature, top_p, top_k, min_p, repetition_penalty;
+    } given; /* which sampling fields the body set (absent or null: false), for the model's defaults */
     const char **stop;        /* (n_stop) pointing into root */
     int32_t *stop_token_ids;  /* (n_stop_token_ids) */
     cllm_logit_bias_t *logit_bias; /* (n_logit_bias) */
@@ -97,6 +101,11 @@ const char *openai_error_type(int status);
 status_t openai_request_parse(openai_kind_t kind, const char *body, size_t len, const openai_limits_t *lim,
                               openai_request_t *r, openai_error_t *err);
 void openai_request_free(openai_request_t *r);
+
+/* vLLM's --generation-config auto: each sampling field in d (the model's generation_config.json)
+ * that the request left out takes d's value; fields the request gave keep theirs. d NULL: none.
+ * d's values must already be in range (the server checks them once at start). */
+void openai_request_apply_defaults(openai_request_t *r, const model_gen_defaults_t *d);
 
 /* Renders r's messages with the chat template t into a malloc'd prompt (*out, *out_len).
  * bos/eos: the texts of the model's BOS/EOS tokens (NULL: none). With continue_final_message

@@ -1,19 +1,26 @@
-/* server.c: the HTTP server of `cllm serve` (server.h): libmicrohttpd daemon, routing, API key,
- * request bodies, the small endpoints, and graceful shutdown.
+/* server.c: the HTTP server of `cllm serve` (server.h): libmicrohttpd daemon, routing, API keys,
+ * connection limits and deadlines, request bodies, the small endpoints, and graceful shutdown.
  *
- * Owns the daemon, the compiled chat template, the metrics and the gen_env_t the generation
- * handlers (generate.c) share. libmicrohttpd runs one thread per connection; each request's
- * state (conn_t: route, body so far, arrival time) lives from its first access callback to
- * the request-completed callback.
+ * Owns the daemon, the connection guard, the compiled chat template, the metrics, the checked
+ * copy of the model's sampling defaults, an empty auth_t when the caller gives none (for the
+ * client cache salts), and the gen_env_t the generation handlers (generate.c) share.
+ * libmicrohttpd runs one thread per connection; each connection's conn_guard entry lives from
+ * its start to its close notification (libmicrohttpd's socket context), each request's state
+ * (conn_t: route, key, body so far, arrival time) from its first access callback to the
+ * request-completed callback.
  *
- * Invariants: a request is answered exactly once: early (404/405/401/413/503 on its first
- * callback, before any body is read) or when its body is complete; bodies never grow past
- * max_request_bytes; once `draining` is set no new request reaches the engine. */
+ * Invariants: a request is answered exactly once: early (503 over the connection limit,
+ * 401/404/405/413/503 on its first callback, before any body is read) or when its body is
+ * complete; only a complete body reaches a handler (so the engine), and only then is the
+ * connection's deadline off; bodies never grow past max_request_bytes; every endpoint but
+ * /health checks the key when keys exist; once `draining` is set no new request reaches the
+ * engine. */
 #include "server/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -27,6 +34,7 @@
 
 #include "core/log.h"
 #include "engine/engine.h"
+#include "server/conn_guard.h"
 #include "server/generate.h"
 #include "server/http.h"
 #include "server/openai_response.h"
@@ -35,7 +43,11 @@
 
 struct server {
     server_config_t cfg; /* strings point into the copies below */
-    char *host, *name, *model_path, *api_key;
+    char *host, *name, *model_path;
+    const auth_t *auth;  /* cfg.auth, or own_auth */
+    auth_t *own_auth;
+    conn_guard_t *guard;
+    model_gen_defaults_t gen_defaults; /* the model's, checked (--generation-config auto) */
     cllm_engine_t *engine;
     const model_t *model;
     chat_template_t *tmpl;
@@ -72,6 +84,7 @@ static const route_t routes[] = {
 /* Per-request state (libmicrohttpd's con_cls). */
 typedef struct {
     const route_t *route; /* NULL: answered early */
+    int key;              /* the API key's index, -1 when no keys are configured */
     strbuf_t body;        /* the body so far */
     bool too_large;
     double t_arrival;
@@ -84,7 +97,8 @@ void server_config_default(server_config_t *cfg)
     cfg->port = 8000;
     cfg->max_request_bytes = 16u << 20;
     cfg->max_connections = 1024;
-    cfg->idle_timeout_s = 60;
+    cfg->timeout_s = 60;
+    cfg->use_model_gen_defaults = true;
 }
 
 int server_port(const server_t *s)
@@ -95,6 +109,11 @@ int server_port(const server_t *s)
 int server_in_flight(const server_t *s)
 {
     return s ? atomic_load(&s->env.in_flight) : 0;
+}
+
+int server_connections(const server_t *s)
+{
+    return s && s->guard ? conn_guard_open_count(s->guard) : 0;
 }
 
 /* ---- small endpoints ---- */
@@ -195,24 +214,10 @@ static enum MHD_Result handle_detokenize(server_t *s, struct MHD_Connection *c, 
 
 /* ---- dispatch ---- */
 
-/* Constant-time comparison of the Authorization header with "Bearer KEY". */
-static bool auth_ok(const server_t *s, struct MHD_Connection *c)
-{
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    size_t klen = strlen(s->api_key), hlen;
-    unsigned diff = 0;
-    if (!h || strncmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
-    hlen = strlen(h);
-    diff = hlen != klen;
-    for (size_t i = 0; i < klen; i++)
-        diff |= (unsigned)(unsigned char)s->api_key[i] ^ (unsigned)(unsigned char)(i < hlen ? h[i] : 0);
-    return diff == 0;
-}
-
 /* The first callback of a request: everything decided from the request line and headers.
- * Returns a route to continue with, or NULL after queuing an answer in *ret. */
-static const route_t *admit(server_t *s, struct MHD_Connection *c, const char *url, const char *method,
+ * Returns a route to continue with (and the key's index in *key), or NULL after queuing an
+ * answer in *ret. */
+static const route_t *admit(server_t *s, struct MHD_Connection *c, const char *url, const char *method, int *key,
                             enum MHD_Result *ret)
 {
     const route_t *rt = NULL;
@@ -220,9 +225,14 @@ static const route_t *admit(server_t *s, struct MHD_Connection *c, const char *u
     char msg[192];
     bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 
-    if (s->api_key && !strncmp(url, "/v1", 3) && !auth_ok(s, c)) {
-        *ret = http_respond_status(c, 401, "Unauthorized: a valid API key is required (Authorization: Bearer KEY)");
-        return NULL;
+    /* every path but /health, unknown ones included (a 404 would tell which paths exist) */
+    *key = -1;
+    if (auth_key_count(s->auth) > 0 && strcmp(url, "/health") != 0) {
+        *key = auth_check(s->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+        if (*key < 0) {
+            *ret = http_respond_status(c, 401, "Unauthorized: a valid API key is required (Authorization: Bearer KEY)");
+            return NULL;
+        }
     }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (!strcmp(url, routes[i].path)) rt = &routes[i];
@@ -254,8 +264,9 @@ static enum MHD_Result dispatch(server_t *s, struct MHD_Connection *c, conn_t *c
 {
     if (atomic_load(&s->draining)) return http_respond_status(c, 503, "the server is shutting down");
     switch (cn->route->id) {
-    case ROUTE_CHAT: return gen_handle(&s->env, c, OPENAI_CHAT, cn->body.p, cn->body.len, cn->t_arrival);
-    case ROUTE_COMPLETIONS: return gen_handle(&s->env, c, OPENAI_COMPLETION, cn->body.p, cn->body.len, cn->t_arrival);
+    case ROUTE_CHAT: return gen_handle(&s->env, c, OPENAI_CHAT, cn->body.p, cn->body.len, cn->t_arrival, cn->key);
+    case ROUTE_COMPLETIONS:
+        return gen_handle(&s->env, c, OPENAI_COMPLETION, cn->body.p, cn->body.len, cn->t_arrival, cn->key);
     case ROUTE_MODELS: return handle_models(s, c);
     case ROUTE_HEALTH: return http_respond_text(c, 200, NULL, "", 0);
     case ROUTE_METRICS: return handle_metrics(s, c);
@@ -264,6 +275,39 @@ static enum MHD_Result dispatch(server_t *s, struct MHD_Connection *c, conn_t *c
     case ROUTE_VERSION: return handle_version(c);
     }
     return http_respond_status(c, 500, "unknown route");
+}
+
+/* The connection's conn_guard entry (libmicrohttpd's socket context), or NULL. */
+static conn_guard_entry_t *connection_entry(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? (conn_guard_entry_t *)ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    server_t *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        bool admitted = true;
+        *socket_context = conn_guard_open(s->guard, http_connection_fd(c), &admitted);
+        if (*socket_context && !admitted)
+            log_warn("http: over --max-connections %d: a new connection will be answered 503", s->cfg.max_connections);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_guard_close(s->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* At accept: past the overflow band above max_connections, the connection is closed unread. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    server_t *s = cls;
+    (void)addr;
+    (void)addrlen;
+    if (conn_guard_can_accept(s->guard)) return MHD_YES;
+    log_warn("http: %d connections open: refusing a new one", conn_guard_open_count(s->guard));
+    return MHD_NO;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -276,13 +320,20 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 
     if (!cn) {
         enum MHD_Result ret = MHD_YES;
+        const conn_guard_entry_t *ge = connection_entry(c);
+        if (!ge) return MHD_NO; /* not tracked (no memory): not served */
         cn = calloc(1, sizeof(*cn));
         if (!cn) return MHD_NO;
         cn->t_arrival = clock_now_s();
+        cn->key = -1;
         *con_cls = cn;
-        cn->route = admit(s, c, url, method, &ret);
-        /* no idle timeout while a request is being served: a long generation is not idle */
-        if (cn->route) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+        if (!conn_guard_admitted(ge)) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "too many connections: this server serves %d at once; retry later",
+                     s->cfg.max_connections);
+            return http_respond_status_close(c, 503, msg);
+        }
+        cn->route = admit(s, c, url, method, &cn->key, &ret);
         return ret;
     }
     if (!cn->route) {
@@ -310,7 +361,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return http_respond_status(c, 413, msg);
     }
     {
-        enum MHD_Result ret = dispatch(s, c, cn);
+        enum MHD_Result ret;
+        /* the request is whole: no deadline and no idle timeout while it is served (a long
+         * generation is not a slow client) */
+        conn_guard_serving(s->guard, connection_entry(c));
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+        ret = dispatch(s, c, cn);
         cn->route = NULL; /* answered: later callbacks (if any) only drain */
         return ret;
     }
@@ -321,8 +377,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     server_t *s = cls;
     conn_t *cn = *con_cls;
     (void)toe;
-    /* back to idle: a keep-alive connection waiting for its next request may time out again */
-    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, s->cfg.idle_timeout_s);
+    /* back to waiting: the next request on a keep-alive connection has its own deadline */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, s->cfg.timeout_s);
+    conn_guard_waiting(s->guard, connection_entry(c));
     if (!cn) return;
     free(cn->body.p);
     free(cn);
@@ -341,6 +398,61 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* ---- life cycle ---- */
+
+/* Appends "name=value" to the list of defaults being logged (list_cap bytes). */
+static void gen_default_note(char *list, size_t cap, const char *name, double value)
+{
+    size_t n = strlen(list);
+    if (n < cap) snprintf(list + n, cap - n, "%s%s=%g", n ? ", " : "", name, value);
+}
+
+/* Whether the model's default for name (value) is in range; logs one that is not. */
+static bool gen_default_ok(bool ok, const char *name, double value)
+{
+    if (!ok) log_warn("server: the model's generation config has %s %g, out of range: ignored", name, value);
+    return ok;
+}
+
+/* Copies the model's sampling defaults that are in range into *out and logs them (as vLLM
+ * does); false when none is left. */
+static bool check_gen_defaults(const model_gen_defaults_t *m, model_gen_defaults_t *out)
+{
+    char list[256] = "";
+    memset(out, 0, sizeof(*out));
+    if (m->has_temperature &&
+        gen_default_ok(isfinite(m->temperature) && m->temperature >= 0.0f, "temperature", m->temperature)) {
+        out->has_temperature = true;
+        out->temperature = m->temperature;
+        gen_default_note(list, sizeof(list), "temperature", m->temperature);
+    }
+    if (m->has_top_p && gen_default_ok(m->top_p > 0.0f && m->top_p <= 1.0f, "top_p", m->top_p)) {
+        out->has_top_p = true;
+        out->top_p = m->top_p;
+        gen_default_note(list, sizeof(list), "top_p", m->top_p);
+    }
+    if (m->has_top_k && gen_default_ok(m->top_k >= -1, "top_k", m->top_k)) {
+        out->has_top_k = true;
+        out->top_k = m->top_k;
+        gen_default_note(list, sizeof(list), "top_k", m->top_k);
+    }
+    if (m->has_min_p && gen_default_ok(m->min_p >= 0.0f && m->min_p <= 1.0f, "min_p", m->min_p)) {
+        out->has_min_p = true;
+        out->min_p = m->min_p;
+        gen_default_note(list, sizeof(list), "min_p", m->min_p);
+    }
+    if (m->has_repetition_penalty &&
+        gen_default_ok(isfinite(m->repetition_penalty) && m->repetition_penalty > 0.0f, "repetition_penalty",
+                       m->repetition_penalty)) {
+        out->has_repetition_penalty = true;
+        out->repetition_penalty = m->repetition_penalty;
+        gen_default_note(list, sizeof(list), "repetition_penalty", m->repetition_penalty);
+    }
+    if (!list[0]) return false;
+    log_warn("server: default sampling parameters have been overridden by the model's Hugging Face generation "
+             "config recommended by the model creator (%s). If this is not intended, start the server with "
+             "--generation-config vllm", list);
+    return true;
+}
 
 static char *dup_or_null(const char *s)
 {
@@ -366,18 +478,31 @@ status_t server_create(const server_config_t *cfg, cllm_engine_t *e, server_t **
     s->host = dup_or_null(cfg->host ? cfg->host : "127.0.0.1");
     s->name = dup_or_null(cfg->served_model_name);
     s->model_path = dup_or_null(cfg->model_path ? cfg->model_path : cfg->served_model_name);
-    s->api_key = cfg->api_key && cfg->api_key[0] ? dup_or_null(cfg->api_key) : NULL;
-    if (!s->host || !s->name || !s->model_path || (cfg->api_key && cfg->api_key[0] && !s->api_key)) {
+    if (!s->host || !s->name || !s->model_path) {
         server_destroy(s);
         return cllm_error(CLLM_ERR_NOMEM, "server: out of memory");
     }
     s->cfg.host = s->host;
     s->cfg.served_model_name = s->name;
     s->cfg.model_path = s->model_path;
-    s->cfg.api_key = s->api_key;
     s->cfg.chat_template = NULL;
     if (s->cfg.max_request_bytes == 0) s->cfg.max_request_bytes = 16u << 20;
     if (s->cfg.max_connections <= 0) s->cfg.max_connections = 1024;
+    if (s->cfg.max_connections_per_ip < 0) s->cfg.max_connections_per_ip = 0;
+    s->auth = cfg->auth;
+    if (!s->auth) {
+        /* no keys: still the secret that client cache salts are hashed with */
+        if ((st = auth_create(&s->own_auth)) != CLLM_OK) {
+            server_destroy(s);
+            return st;
+        }
+        s->auth = s->own_auth;
+    }
+    s->cfg.auth = s->auth;
+    if ((st = conn_guard_create(s->cfg.max_connections, s->cfg.timeout_s, &s->guard)) != CLLM_OK) {
+        server_destroy(s);
+        return st;
+    }
     s->engine = e;
     s->model = engine_model(e);
     s->created = (int64_t)time(NULL);
@@ -419,6 +544,13 @@ status_t server_create(const server_config_t *cfg, cllm_engine_t *e, server_t **
     s->env.served_name = s->name;
     s->env.max_model_len = engine_config(e)->max_model_len;
     s->env.metrics = s->metrics;
+    s->env.auth = s->auth;
+    s->env.gen_defaults = cfg->use_model_gen_defaults && check_gen_defaults(&s->model->gen_defaults, &s->gen_defaults)
+                              ? &s->gen_defaults
+                              : NULL;
+    if (auth_key_count(s->auth) > 0)
+        log_info("server: %zu API key(s) of %zu tenant(s) required on every endpoint but /health; the prefix cache "
+                 "is isolated per tenant", auth_key_count(s->auth), auth_tenant_count(s->auth));
     atomic_init(&s->env.in_flight, 0);
     atomic_init(&s->env.aborting, false);
     atomic_init(&s->draining, false);
@@ -463,10 +595,14 @@ status_t server_start(server_t *s)
             close(fd);
         }
     }
-    s->daemon = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_access, s,
+    /* libmicrohttpd's own limit stays above the guard's band, so that on_accept decides */
+    s->daemon = MHD_start_daemon(flags, (uint16_t)s->cfg.port, on_accept, s, on_access, s,
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.idle_timeout_s,
+                                 MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)s->cfg.max_connections + CONN_GUARD_OVERFLOW + 16u,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections_per_ip,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                  MHD_OPTION_END);
@@ -501,12 +637,13 @@ void server_destroy(server_t *s)
 {
     if (!s) return;
     server_shutdown(s, 0.0);
+    conn_guard_destroy(s->guard);
+    auth_destroy(s->own_auth);
     chat_template_destroy(s->tmpl);
     metrics_destroy(s->metrics);
     free(s->tmpl_error);
     free(s->host);
     free(s->name);
     free(s->model_path);
-    free(s->api_key);
     free(s);
 }

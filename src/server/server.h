@@ -2,9 +2,15 @@
  *
  * Endpoints: POST /v1/chat/completions, POST /v1/completions (streaming SSE or not),
  * GET /v1/models, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize,
- * GET /version. Errors are OpenAI-style JSON: 400 bad request, 401 API key (only /v1/... paths
- * need it, as vLLM), 404 unknown model or path, 405 wrong method, 413 body too large, 503
- * shutting down, 500 internal.
+ * GET /version. Errors are OpenAI-style JSON: 400 bad request, 401 API key, 404 unknown model or
+ * path, 405 wrong method, 413 body too large, 503 shutting down or over the connection limit,
+ * 500 internal. Error bodies never quote the prompt.
+ *
+ * Security (README "Security and isolation"): with API keys configured (auth.h) every endpoint
+ * but /health needs one (vLLM guards only the /v1 paths), and each request's prefix-cache salt is
+ * derived from its key's tenant, so tenants never share KV blocks. Limits: body size, the
+ * connection count (conn_guard.h), a deadline for each whole request to arrive (a client
+ * trickling bytes is dropped; a body reaches the engine only once whole).
  *
  * Threads: one HTTP thread per connection (libmicrohttpd); they parse, tokenize (chat
  * templates, /tokenize) and wait on cllm_engine_poll, but never run the model: the engine
@@ -23,6 +29,7 @@
 
 #include "cllm/engine.h"
 #include "cllm/status.h"
+#include "server/auth.h"
 
 #define CLLM_SERVER_VERSION "0.1.0"
 
@@ -33,11 +40,17 @@ typedef struct {
     int port;                      /* 8000; 0: any free port (see server_port) */
     const char *served_model_name; /* the "model" clients send and see; required */
     const char *model_path;        /* shown as "root" in /v1/models */
-    const char *api_key;           /* NULL or "": no authentication */
+    const auth_t *auth;            /* API keys (borrowed: it must outlive the server); NULL or no
+                                      keys: no authentication */
     size_t max_request_bytes;      /* request bodies above it get 413 (16 MiB) */
     const char *chat_template;     /* Jinja source overriding the model's, or NULL */
-    int max_connections;           /* concurrent connections at most (1024) */
-    unsigned idle_timeout_s;       /* an idle keep-alive connection is closed after it (60) */
+    int max_connections;           /* connections served at once (1024); the next
+                                      CONN_GUARD_OVERFLOW get 503, more are refused */
+    int max_connections_per_ip;    /* connections from one address at most; 0: no limit */
+    unsigned timeout_s;            /* each whole request must arrive within it, and an idle
+                                      keep-alive connection is closed after it (60); 0: never */
+    bool use_model_gen_defaults;   /* --generation-config auto (true): the model's sampling
+                                      defaults fill omitted fields; false: vllm (ignored) */
 } server_config_t;
 
 void server_config_default(server_config_t *cfg);
@@ -56,6 +69,8 @@ int server_port(const server_t *s);
 void server_shutdown(server_t *s, double grace_s);
 /* Requests currently being generated (submitted and not yet finished or cancelled). */
 int server_in_flight(const server_t *s);
+/* HTTP connections open now. */
+int server_connections(const server_t *s);
 /* Shuts down (grace 0) if still running and frees the server (not the engine). */
 void server_destroy(server_t *s);
 

@@ -5,7 +5,10 @@
  * configuration, loads the model with a progress line, starts the engine thread and the HTTP
  * server, prints one `cllm: ready: serving MODEL on http://HOST:PORT` line, then waits for
  * SIGINT/SIGTERM and shuts down gracefully (exit 0). SIGINT/SIGTERM are blocked in every
- * thread and taken with sigwait here, so no signal handler runs inside library code. */
+ * thread and taken with sigwait here, so no signal handler runs inside library code.
+ *
+ * API keys (--api-key, repeatable; --api-key-file; else env CLLM_API_KEY or VLLM_API_KEY) are
+ * read and checked before the model loads, so a bad key file fails at once. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +25,7 @@
 #include "commands.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "server/auth.h"
 #include "server/chat_template_builtin.h"
 #include "server/server.h"
 #include "core/clock.h"
@@ -33,7 +37,8 @@ typedef enum {
     OPT_MODEL, OPT_HOST, OPT_PORT, OPT_SERVED_NAME, OPT_MAX_MODEL_LEN, OPT_MAX_NUM_SEQS, OPT_MAX_BATCHED,
     OPT_BLOCK_SIZE, OPT_NUM_BLOCKS, OPT_KV_MEMORY, OPT_PREFIX_ON, OPT_PREFIX_OFF, OPT_KV_DTYPE, OPT_API_KEY,
     OPT_CHAT_TEMPLATE, OPT_THREADS, OPT_NO_CACHE_AWARE, OPT_MAX_REQUEST_BYTES, OPT_SHUTDOWN_GRACE,
-    OPT_CHECK_INVARIANTS, OPT_HELP
+    OPT_CHECK_INVARIANTS, OPT_API_KEY_FILE, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_IP, OPT_TIMEOUT,
+    OPT_GENERATION_CONFIG, OPT_HELP
 } opt_id_t;
 
 typedef struct {
@@ -58,6 +63,11 @@ static const opt_t opts[] = {
     { "--no-enable-prefix-caching", NULL, false, OPT_PREFIX_OFF },
     { "--kv-cache-dtype", NULL, true, OPT_KV_DTYPE },
     { "--api-key", NULL, true, OPT_API_KEY },
+    { "--api-key-file", NULL, true, OPT_API_KEY_FILE },
+    { "--max-connections", NULL, true, OPT_MAX_CONNECTIONS },
+    { "--max-connections-per-ip", NULL, true, OPT_MAX_CONNECTIONS_PER_IP },
+    { "--timeout", NULL, true, OPT_TIMEOUT },
+    { "--generation-config", NULL, true, OPT_GENERATION_CONFIG },
     { "--chat-template", NULL, true, OPT_CHAT_TEMPLATE },
     { "--threads", "-t", true, OPT_THREADS },
     { "--no-cache-aware-scheduling", NULL, false, OPT_NO_CACHE_AWARE },
@@ -71,9 +81,10 @@ static void serve_usage(FILE *f)
 {
     fprintf(f,
             "usage: cllm serve MODEL [options]   (or: cllm serve --model MODEL [options])\n"
-            "Serves MODEL (GGUF) with an OpenAI-compatible API (vLLM's): /v1/chat/completions,\n"
+            "Serves MODEL (a GGUF file or a Hugging Face checkpoint directory) with an\n"
+            "OpenAI-compatible API (vLLM's): /v1/chat/completions,\n"
             "/v1/completions, /v1/models, /health, /metrics, /tokenize, /detokenize, /version.\n\n"
-            "  -m, --model PATH               GGUF model file\n"
+            "  -m, --model PATH               GGUF file or Hugging Face checkpoint directory\n"
             "      --host HOST                address to listen on (default 127.0.0.1; 0.0.0.0 for all)\n"
             "      --port N                   port (default 8000; 0: any free port)\n"
             "      --served-model-name NAME   the model name clients use (default: the --model argument)\n"
@@ -89,13 +100,23 @@ static void serve_usage(FILE *f)
             "      --enable-prefix-caching    reuse the KV of shared prompt prefixes (default)\n"
             "      --no-enable-prefix-caching\n"
             "      --kv-cache-dtype T         auto|f32|f16|bf16 (default auto: f32 for f32 models, else f16)\n"
-            "      --api-key KEY              require Authorization: Bearer KEY on /v1/* (default: env\n"
-            "                                 CLLM_API_KEY, else none)\n"
+            "      --api-key KEY              require Authorization: Bearer KEY on every endpoint but\n"
+            "                                 /health; repeat for several keys, each its own tenant\n"
+            "                                 (default: env CLLM_API_KEY, else VLLM_API_KEY, else none)\n"
+            "      --api-key-file FILE        more keys, one per line: KEY or KEY TENANT (keys of one\n"
+            "                                 tenant share its prefix cache; # comments)\n"
             "      --chat-template NAME|FILE  a built-in chat template (see below) or a Jinja file;\n"
             "                                 default: the model's tokenizer.chat_template\n"
             "  -t, --threads N                compute threads (default: all cores)\n"
             "      --no-cache-aware-scheduling  plain FCFS admission instead of longest-cached-prefix first\n"
             "      --max-request-bytes N      largest request body (default 16M); larger gets 413\n"
+            "      --max-connections N        connections served at once (default 1024); the next 64\n"
+            "                                 get 503, more are refused\n"
+            "      --max-connections-per-ip N connections from one address at most (default: no limit)\n"
+            "      --timeout SECONDS          each whole request (headers and body) must arrive within it,\n"
+            "                                 and idle connections close after it (default 60; 0: never)\n"
+            "      --generation-config auto|vllm  auto (default): the model's generation_config.json\n"
+            "                                 sampling defaults fill fields a request omits; vllm: ignore\n"
             "      --shutdown-grace SECONDS   on SIGINT/SIGTERM, time given to running requests (default 5)\n"
             "      --check-invariants         verify KV-cache and scheduler invariants after every step (slow)\n"
             "  -h, --help                     this text\n"
@@ -204,10 +225,31 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *ou
 typedef struct {
     cllm_engine_config_t ec;
     server_config_t sc;
+    const char **api_keys; /* (n_api_keys) from --api-key, pointing into argv */
+    size_t n_api_keys;
+    const char *api_key_file;
+    auth_t *auth; /* owned; outlives the server */
     const char *chat_template_arg;
     char *chat_template_owned; /* read from a file */
     double grace_s;
 } serve_args_t;
+
+/* Builds a->sc.auth from the keys given; 0, or 2 after printing why not. */
+static int serve_auth(serve_args_t *a)
+{
+    auth_t *auth = NULL;
+    status_t st = auth_create(&auth);
+    for (size_t i = 0; st == CLLM_OK && i < a->n_api_keys; i++) st = auth_add_key(auth, a->api_keys[i], NULL);
+    if (st == CLLM_OK && a->api_key_file) st = auth_load_key_file(auth, a->api_key_file);
+    if (st != CLLM_OK) {
+        auth_destroy(auth);
+        fprintf(stderr, "cllm serve: API keys: %s\n", cllm_error_message());
+        return 2;
+    }
+    a->auth = auth;
+    a->sc.auth = auth;
+    return 0;
+}
 
 /* Returns 0 to run, 1 for --help, 2 for a bad command line. */
 static int serve_parse(int argc, char **argv, serve_args_t *a)
@@ -216,7 +258,8 @@ static int serve_parse(int argc, char **argv, serve_args_t *a)
     cllm_engine_config_default(&a->ec);
     server_config_default(&a->sc);
     a->grace_s = 5.0;
-    a->sc.api_key = getenv("CLLM_API_KEY");
+    a->api_keys = calloc((size_t)argc + 1, sizeof(*a->api_keys));
+    if (!a->api_keys) return bad("out of memory");
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL, *eq;
@@ -290,7 +333,25 @@ static int serve_parse(int argc, char **argv, serve_args_t *a)
                 return bad("%s must be auto, f32, f16 or bf16, got '%s'", name, val);
             a->ec.kv_cache_dtype = val;
             break;
-        case OPT_API_KEY: a->sc.api_key = val; break;
+        case OPT_API_KEY: a->api_keys[a->n_api_keys++] = val; break;
+        case OPT_API_KEY_FILE: a->api_key_file = val; break;
+        case OPT_MAX_CONNECTIONS:
+            if (parse_int(name, val, 1, 65536, &v)) return 2;
+            a->sc.max_connections = (int)v;
+            break;
+        case OPT_MAX_CONNECTIONS_PER_IP:
+            if (parse_int(name, val, 0, 65536, &v)) return 2;
+            a->sc.max_connections_per_ip = (int)v;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_int(name, val, 0, 86400, &v)) return 2;
+            a->sc.timeout_s = (unsigned)v;
+            break;
+        case OPT_GENERATION_CONFIG:
+            if (!strcmp(val, "auto")) a->sc.use_model_gen_defaults = true;
+            else if (!strcmp(val, "vllm")) a->sc.use_model_gen_defaults = false;
+            else return bad("%s must be auto (the model's sampling defaults) or vllm (none), got '%s'", name, val);
+            break;
         case OPT_CHAT_TEMPLATE: a->chat_template_arg = val; break;
         case OPT_THREADS:
             if (parse_int(name, val, 1, 1024, &v)) return 2;
@@ -314,6 +375,13 @@ static int serve_parse(int argc, char **argv, serve_args_t *a)
         }
     }
     if (!model) return bad("a model is required: cllm serve MODEL.gguf");
+    if (a->n_api_keys == 0 && !a->api_key_file) {
+        /* as vLLM: the environment only when the command line names no key */
+        const char *env = getenv("CLLM_API_KEY");
+        if (!env || !*env) env = getenv("VLLM_API_KEY");
+        if (env && *env) a->api_keys[a->n_api_keys++] = env;
+    }
+    if (serve_auth(a)) return 2;
     a->ec.model_path = model;
     a->sc.model_path = model;
     if (!a->sc.served_model_name) a->sc.served_model_name = model;
@@ -335,6 +403,12 @@ static int serve_parse(int argc, char **argv, serve_args_t *a)
         }
     }
     return 0;
+}
+
+/* Whether host names only this machine (a loopback address or "localhost"). */
+static bool is_loopback(const char *host)
+{
+    return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
 }
 
 /* ---- loading progress ---- */
@@ -381,6 +455,8 @@ int cmd_serve(int argc, char **argv)
     rc = serve_parse(argc, argv, &a);
     if (rc) {
         free(a.chat_template_owned);
+        free(a.api_keys);
+        auth_destroy(a.auth);
         return rc == 1 ? 0 : 2;
     }
     rc = 1;
@@ -405,14 +481,25 @@ int cmd_serve(int argc, char **argv)
             a.ec.enable_prefix_caching ? "on" : "off", a.ec.cache_aware_scheduling ? "on" : "off");
     if (a.ec.n_threads) fprintf(stderr, "%d", a.ec.n_threads);
     else fprintf(stderr, "all cores");
-    fprintf(stderr, ", api key %s, chat template %s, max request %zu bytes, shutdown grace %.1f s\n",
-            a.sc.api_key && a.sc.api_key[0] ? "required" : "none",
-            a.chat_template_arg ? a.chat_template_arg : "the model's", a.sc.max_request_bytes, a.grace_s);
+    fprintf(stderr, ", api keys ");
+    if (auth_key_count(a.auth)) fprintf(stderr, "%zu (%zu tenants)", auth_key_count(a.auth), auth_tenant_count(a.auth));
+    else fprintf(stderr, "none");
+    fprintf(stderr, ", chat template %s, generation config %s, max request %zu bytes, max connections %d",
+            a.chat_template_arg ? a.chat_template_arg : "the model's", a.sc.use_model_gen_defaults ? "auto" : "vllm",
+            a.sc.max_request_bytes, a.sc.max_connections);
+    if (a.sc.max_connections_per_ip) fprintf(stderr, " (%d per address)", a.sc.max_connections_per_ip);
+    fprintf(stderr, ", timeout %u s, shutdown grace %.1f s\n", a.sc.timeout_s, a.grace_s);
+    if (!auth_key_count(a.auth) && !is_loopback(a.sc.host))
+        fprintf(stderr, "cllm: warning: listening on %s without an API key: anyone who can reach it can use the "
+                "server (--api-key / --api-key-file)\n", a.sc.host);
     if (stat(a.ec.model_path, &st_model) != 0) {
         fprintf(stderr, "cllm serve: cannot open model '%s': %s\n", a.ec.model_path, strerror(errno));
         goto out;
     }
-    fprintf(stderr, "cllm: loading %s (%.1f MiB)...\n", a.ec.model_path, (double)st_model.st_size / 1048576.0);
+    if (S_ISDIR(st_model.st_mode))
+        fprintf(stderr, "cllm: loading %s (a checkpoint directory)...\n", a.ec.model_path);
+    else
+        fprintf(stderr, "cllm: loading %s (%.1f MiB)...\n", a.ec.model_path, (double)st_model.st_size / 1048576.0);
 
     memset(&prog, 0, sizeof(prog));
     pthread_mutex_init(&prog.mu, NULL);
@@ -459,6 +546,8 @@ out:
         cllm_engine_destroy(engine);
     }
     free(a.chat_template_owned);
+    free(a.api_keys);
+    auth_destroy(a.auth);
     if (rc == 0) fprintf(stderr, "cllm: stopped\n");
     return rc;
 }
