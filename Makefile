@@ -15,7 +15,7 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 # The ctest -R regex of the tests that run threads (the pool, the engine, the server, and the
 # tokenizer / chat template tests that encode / render from several threads at once).
-TSAN_TESTS ?= ^(test_threadpool|test_engine|test_server_sh|test_chat_template|test_tokenizer)$$
+TSAN_TESTS ?= ^(test_threadpool|test_engine|test_server_sh|test_server_security|test_server_limits_sh|test_chat_template|test_tokenizer)$$
 # Reports go to files under <build>/sanitizer-logs (log_path) rather than stderr, so that a report
 # from a process whose exit status a test does not check (a server a script kills) still fails
 # the target, which prints them. halt_on_error: the first report ends the process, non-zero.
@@ -40,10 +40,11 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # san_test DIR,ENV,CTEST_ARGS: runs ctest in DIR under ENV, then fails if any sanitizer report
-# file was written (printing them). The openai npm package installed by `make test` is reused.
+# file was written (printing them). The npm packages installed by `make test` are reused.
 define san_test
 	rm -rf $(1)/sanitizer-logs && mkdir -p $(1)/sanitizer-logs
-	if [ -d $(BUILD)/npm-openai ] && [ ! -e $(1)/npm-openai ]; then ln -s $(abspath $(BUILD))/npm-openai $(1)/npm-openai; fi
+	for d in npm-openai npm-hf-tokenizers; do \
+	  if [ -d $(BUILD)/$$d ] && [ ! -e $(1)/$$d ]; then ln -s $(abspath $(BUILD))/$$d $(1)/$$d; fi; done
 	cd $(1) && $(2) ctest --output-on-failure -j $(JOBS) $(3); rc=$$?; \
 	  if [ -n "$$(ls sanitizer-logs)" ]; then echo "sanitizer reports in $(1)/sanitizer-logs:"; \
 	    head -n 60 sanitizer-logs/*; exit 1; fi; exit $$rc

@@ -305,7 +305,7 @@ static void test_salt(void)
     /* every key of the chain differs with the salt, equal for equal salts */
     for (int i = 0; i < 2; i++) {
         CHECK(!block_key_equal(s1.keys[i], s2.keys[i]));
-        CHECK(!block_key_equal(s1.keys[i], s4.keys[i]) || i >= s4.n_hashed);
+        CHECK(i >= s4.n_hashed || !block_key_equal(s1.keys[i], s4.keys[i]));
         CHECK(block_key_equal(s1.keys[i], s3.keys[i]));
     }
     INVARIANTS(kvm, &s1, &s2, &s3, &s4);

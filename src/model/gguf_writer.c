@@ -241,11 +241,13 @@ status_t gguf_writer_set_arr_str(gguf_writer_t *w, const char *key, const gguf_s
 
 status_t gguf_writer_set_raw(gguf_writer_t *w, const char *key, gguf_type_t t, const void *data, size_t nbytes)
 {
-    size_t size;
+    size_t size = 0;
+    status_t st;
     if (!data) return cllm_error(CLLM_ERR_INVALID_ARG, "gguf writer: key '%s': NULL value", key ? key : "");
-    if (gguf_value_check(t, data, nbytes, &size) != CLLM_OK || size != nbytes) {
+    st = gguf_value_check(t, data, nbytes, &size);
+    if (st != CLLM_OK || size != nbytes) {
         char msg[512];
-        snprintf(msg, sizeof(msg), "%s", size != nbytes ? "trailing bytes after the value" : cllm_error_message());
+        snprintf(msg, sizeof(msg), "%s", st != CLLM_OK ? cllm_error_message() : "trailing bytes after the value");
         return cllm_error(CLLM_ERR_FORMAT, "gguf writer: key '%s': bad %s encoding: %s", key ? key : "",
                           gguf_type_name(t), msg);
     }
