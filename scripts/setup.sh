@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build and test dependencies on Debian 12 when they are missing (as root, apt-get).
 set -euo pipefail
-pkgs=(cmake gcc clang make pkg-config curl jq bc python3 libjansson-dev libxxhash-dev libmicrohttpd-dev libcurl4-openssl-dev)
+pkgs=(cmake gcc clang make pkg-config curl jq bc python3 libjansson-dev libxxhash-dev libmicrohttpd-dev libcurl4-openssl-dev libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

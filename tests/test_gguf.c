@@ -5,7 +5,8 @@
  * and a custom alignment); copying every kv reproduces the file byte for byte; the shared
  * models and vocab files read with their known keys; hand-made malformed buffers are each
  * rejected with one error naming the problem; every strict prefix of a valid file is rejected
- * and the whole file accepted; writer misuse and I/O failures are reported. */
+ * and the whole file accepted; a file ending before an empty data section's padding reads with
+ * its data offset inside the file; writer misuse and I/O failures are reported. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -679,6 +680,24 @@ static void test_truncation(void)
     remove(path);
 }
 
+/* A file that ends right after its tensor infos, before the alignment padding of an empty data
+ * section (found by tests/fuzz/fuzz_gguf): it reads, and its data section starts at the end of
+ * the file, not past it. */
+static void test_short_data_section(void)
+{
+    buf_t b = { 0 };
+    gguf_t *g = NULL;
+    void *copy;
+    hdr(&b, 3, 0, 1);
+    kv_u32(&b, "a", 7); /* 24 + 17 bytes: not a multiple of 32 */
+    CHECK(b.n % GGUF_DEFAULT_ALIGNMENT != 0);
+    CHECK_OK(open_copy(b.p, b.n, &g, &copy));
+    if (g) CHECK(gguf_data_offset(g) == b.n, "data offset %zu, file size %zu", gguf_data_offset(g), b.n);
+    gguf_close(g);
+    free(copy);
+    free(b.p);
+}
+
 /* ---------------------------------------------------------------- writer misuse and I/O errors */
 
 static void test_writer_errors(void)
@@ -731,6 +750,7 @@ int main(void)
     test_shared_files();
     test_malformed();
     test_truncation();
+    test_short_data_section();
     test_writer_errors();
     if (check_failures) {
         fprintf(stderr, "test_gguf: %d check(s) failed\n", check_failures);

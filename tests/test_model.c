@@ -6,9 +6,12 @@
  *     biases the logits must change (the biases are really added);
  *   - mistral: the same file with architecture "mistral" loads as the Llama graph;
  *   - an unknown architecture and a tensor of an unsupported type are refused with one clear
- *     message naming them. */
+ *     message naming them;
+ *   - hyperparameters the tensors cannot back (found by tests/fuzz/fuzz_gguf) are refused before
+ *     anything is allocated for them: a 2e9 block_count, a huge key_length (the RoPE table). */
 #include <math.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +137,32 @@ static int convert(const char *src_path, const char *dst_path, const char *arch,
     return ok;
 }
 
+/* Copies the GGUF src to dst with u32 key set to v (drop: a key left out, or NULL). */
+static int with_u32(const char *src, const char *dst, const char *key, uint32_t v, const char *drop)
+{
+    gguf_t *g = NULL;
+    gguf_writer_t *w = gguf_writer_create();
+    int ok = w && gguf_open(src, &g) == CLLM_OK;
+    for (int64_t i = 0; ok && i < gguf_n_kv(g); i++)
+        if (strcmp(gguf_key_name(g, i), key) && (!drop || strcmp(gguf_key_name(g, i), drop)))
+            ok = gguf_writer_copy_kv(w, g, i) == CLLM_OK;
+    ok = ok && gguf_writer_set_u32(w, key, v) == CLLM_OK;
+    for (int64_t i = 0; ok && i < gguf_n_tensors(g); i++) {
+        const gguf_tensor_info_t *t = gguf_tensor(g, i);
+        ok = gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes) == CLLM_OK;
+    }
+    ok = ok && gguf_writer_write(w, dst) == CLLM_OK;
+    gguf_writer_destroy(w);
+    gguf_close(g);
+    return ok;
+}
+
+static long max_rss_kb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+}
+
 /* Overwrites the first occurrence of pat (n bytes) in a file with rep (n bytes). */
 static int patch_file(const char *path, const void *pat, const void *rep, size_t n, size_t skip)
 {
@@ -209,6 +238,23 @@ int main(void)
     CHECK(convert(llama, bad, "bloom", 0.0f), "convert to bloom");
     CHECK(model_load(bad, &m) == CLLM_ERR_UNSUPPORTED && strstr(cllm_error_message(), "bloom"),
           "unknown architecture refused: %s", cllm_error_message());
+
+    /* hyperparameters the tensors cannot back are refused before anything is allocated for them */
+    CHECK(with_u32(llama, bad, "llama.block_count", 2000000000u, NULL), "write block_count 2e9");
+    CHECK(model_load(bad, &m) == CLLM_ERR_FORMAT && strstr(cllm_error_message(), "block_count"),
+          "a block count the tensors cannot back is refused: %s", cllm_error_message());
+    {
+        /* key_length 2^28 (no rope.dimension_count: it follows) asked for a 512 MiB RoPE table,
+         * filled before the first tensor was checked */
+        long rss0 = max_rss_kb();
+        CHECK(with_u32(llama, bad, "llama.attention.key_length", 1u << 28, "llama.rope.dimension_count") &&
+                  with_u32(bad, qwen, "llama.attention.value_length", 1u << 28, NULL),
+              "write key_length 2^28");
+        CHECK(model_load(qwen, &m) == CLLM_ERR_FORMAT && strstr(cllm_error_message(), "attn_q"),
+              "a head dimension the tensors cannot back is refused: %s", cllm_error_message());
+        CHECK(max_rss_kb() - rss0 < 128 * 1024, "refusing a huge key_length took %ld MiB",
+              (max_rss_kb() - rss0) / 1024);
+    }
 
     /* a tensor type cllm does not handle (q4_k = 12): patch the type of blk.0.attn_q.weight */
     {

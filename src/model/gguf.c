@@ -380,6 +380,9 @@ static status_t place_tensors(gguf_t *g, size_t infos_end)
     size_t pad = (g->alignment - infos_end % g->alignment) % g->alignment;
     if (__builtin_add_overflow(infos_end, pad, &g->data_start))
         return fail(g, CLLM_ERR_FORMAT, "data section start overflows");
+    /* a file may end before the padding of an empty data section: that section starts (and
+     * ends) at the end of the file, so gguf_data_offset() never points past it */
+    if (g->data_start > g->size) g->data_start = g->size;
     for (i = 0; i < g->n_tensors; i++) {
         gguf_tensor_info_t *t = &g->tensors[i];
         uint64_t start, end;

@@ -197,6 +197,11 @@ static status_t load_weights(model_t *m)
     if (m->hp.tied_output) m->output = m->token_embd;
     m->weight_type = m->token_embd.type;
 
+    /* each block has at least 9 tensors: a block count the file cannot back is refused before
+     * anything is allocated for it */
+    if (hp->n_layer > gguf_n_tensors(m->gguf) / 9)
+        return cllm_error(CLLM_ERR_FORMAT, "model: block_count %d, but the file has only %lld tensors", hp->n_layer,
+                          (long long)gguf_n_tensors(m->gguf));
     m->layers = calloc((size_t)hp->n_layer, sizeof(model_layer_t));
     if (!m->layers) return cllm_error(CLLM_ERR_NOMEM, "model: out of memory");
     for (int l = 0; l < hp->n_layer; l++) {
@@ -252,8 +257,10 @@ status_t model_load(const char *path, model_t **out)
             goto out_free;
         }
     }
-    if ((st = load_rope(m)) != CLLM_OK) goto out_free;
+    /* weights first: their shapes, checked against the file, bound head_dim and so the RoPE
+     * table (a bogus key_length must not allocate gigabytes before a tensor is checked) */
     if ((st = load_weights(m)) != CLLM_OK) goto out_free;
+    if ((st = load_rope(m)) != CLLM_OK) goto out_free;
     if (gguf_find_key(m->gguf, "tokenizer.chat_template") >= 0) {
         if ((st = gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl)) != CLLM_OK) goto out_free;
         m->chat_template = strndup(tmpl.ptr, tmpl.len);
