@@ -64,7 +64,7 @@ demo: build
 	@./scripts/demo.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
 
 # ---- Soak (issue 7; RELIABILITY.md "Soak") ----
 # `make soak`: builds, makes a tiny model, starts `cllm serve` with a 64-block KV pool (eviction
