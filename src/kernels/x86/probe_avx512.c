@@ -70,7 +70,14 @@ static double peak_int8(int64_t n_iter)
     }
     s = a[0];
     for (int i = 1; i < PROBE_ACC; i++) s = _mm512_add_epi32(s, a[i]);
-    probe_sink_i = _mm512_reduce_add_epi32(s);
+    {
+        /* summed as unsigned (wrapping): gcc's _mm512_reduce_add_epi32 adds signed ints in C,
+         * which overflows (UB) after many iterations */
+        uint32_t lane[16], sum = 0;
+        _mm512_storeu_si512((void *)lane, s);
+        for (int i = 0; i < 16; i++) sum += lane[i];
+        probe_sink_i = (int32_t)(sum & 0x7fffffffu);
+    }
     return (double)n_iter * PROBE_ACC * 64 * 2;
 }
 
@@ -96,5 +103,12 @@ uint64_t kern_avx512_read_sum(const void *p, size_t n)
     }
     for (; i + 64 <= n; i += 64) s[0] = _mm512_add_epi64(s[0], _mm512_load_si512((const void *)(b + i)));
     for (int u = 1; u < 8; u++) s[0] = _mm512_add_epi64(s[0], s[u]);
-    return (uint64_t)_mm512_reduce_add_epi64(s[0]);
+    {
+        /* lanes summed as unsigned (wrapping) integers: gcc's _mm512_reduce_add_epi64 adds them
+         * as signed long long in C, which overflows (UB) on arbitrary data */
+        uint64_t lane[8], sum = 0;
+        _mm512_storeu_si512((void *)lane, s[0]);
+        for (int u = 0; u < 8; u++) sum += lane[u];
+        return sum;
+    }
 }
