@@ -891,6 +891,12 @@ static void test_matmul_mats(threadpool_t *pool)
         if (memcmp(y1, ys[i], sizeof(float) * M * (size_t)specs[i].n))
             FAIL("kern_matmul_mats: product %d (%s n %d k %d) differs from kern_matmul_mat", i, dtype_name(specs[i].t),
                  specs[i].n, specs[i].k);
+        if (!is_quant(specs[i].t)) { /* float types are copied as stored: the same bits as in place */
+            if (!mats[i].packed) FAIL("kern_matrix_pack did not copy a %s matrix", dtype_name(specs[i].t));
+            kern_matmul(pool, y1, x, ws[i], specs[i].t, M, specs[i].n, specs[i].k);
+            if (memcmp(y1, ys[i], sizeof(float) * M * (size_t)specs[i].n))
+                FAIL("kern_matmul_mat on a copied %s matrix differs from kern_matmul in place", dtype_name(specs[i].t));
+        }
         kern_matrix_release(&mats[i]);
         free(ws[i]);
         free(ys[i]);

@@ -1,8 +1,9 @@
 /* bench_roofline.c: measures the read bandwidth and the arithmetic peaks (see
  * bench_roofline.h).
  *
- * Owns: the probe buffer (allocated, first touched by the thread that later reads each slice,
- * so pages sit where that thread reads them, and freed before returning) and the timing loops.
+ * Owns: the probe buffer (allocated like the weight copies, kern_alloc_huge: huge pages where
+ * the OS gives them; first touched by the thread that later reads each slice, so pages sit where
+ * that thread reads them; freed before returning) and the timing loops.
  * Invariants: each thread reads only its own 64-byte aligned slice; every pass reads the whole
  * buffer once; the sums of all passes are folded into a volatile sink so no read is elided. */
 #include "benchmark/bench_roofline.h"
@@ -88,32 +89,53 @@ static double measure_peak(threadpool_t *pool, roof_job_t *job, int nth, kern_pe
     return best_rate(pool, peak_task, job, nth, min_s, 0);
 }
 
-status_t bench_roofline_measure(threadpool_t *pool, size_t read_bytes, double min_seconds, bench_roofline_t *out)
+status_t bench_roofline_read(threadpool_t *pool, size_t read_bytes, double min_seconds, double *gbps,
+                             size_t *bytes_read)
 {
     roof_job_t *job;
     int nth = threadpool_n_threads(pool);
-    memset(out, 0, sizeof(*out));
+    *gbps = 0.0;
     if (read_bytes == 0) return cllm_error(CLLM_ERR_INVALID_ARG, "roofline: empty read buffer");
     if (nth > 256) return cllm_error(CLLM_ERR_INVALID_ARG, "roofline: more than 256 threads");
     job = calloc(1, sizeof(*job));
     if (!job) return cllm_error(CLLM_ERR_NOMEM, "roofline: out of memory");
     job->slice = (read_bytes / (size_t)nth + 63) / 64 * 64;
-    job->buf = aligned_alloc(64, job->slice * (size_t)nth);
+    job->buf = kern_alloc_huge(job->slice * (size_t)nth); /* as the weights the kernels read */
     if (!job->buf) {
         free(job);
         return cllm_error(CLLM_ERR_NOMEM, "roofline: cannot allocate %zu bytes for the read probe", read_bytes);
     }
-    out->n_threads = nth;
-    out->level = kern_level_name(kern_level());
-    out->read_bytes = job->slice * (size_t)nth;
+    if (bytes_read) *bytes_read = job->slice * (size_t)nth;
     threadpool_run(pool, touch_task, job);
     threadpool_run(pool, read_task, job); /* warm: page tables, TLB, frequency */
-    out->read_gbps = best_rate(pool, read_task, job, nth, min_seconds, 1) * 1e-9;
+    *gbps = best_rate(pool, read_task, job, nth, min_seconds, 1) * 1e-9;
     free(job->buf);
-    job->buf = NULL;
-    out->f32_fma_gflops = measure_peak(pool, job, nth, KERN_PEAK_F32_FMA, min_seconds) * 1e-9;
-    out->bf16_dot_gflops = measure_peak(pool, job, nth, KERN_PEAK_BF16_DOT, min_seconds) * 1e-9;
-    out->int8_dot_gops = measure_peak(pool, job, nth, KERN_PEAK_INT8_DOT, min_seconds) * 1e-9;
     free(job);
     return CLLM_OK;
+}
+
+status_t bench_roofline_peak(threadpool_t *pool, kern_peak_t kind, double min_seconds, double *gops)
+{
+    roof_job_t *job;
+    int nth = threadpool_n_threads(pool);
+    *gops = 0.0;
+    if (nth > 256) return cllm_error(CLLM_ERR_INVALID_ARG, "roofline: more than 256 threads");
+    job = calloc(1, sizeof(*job));
+    if (!job) return cllm_error(CLLM_ERR_NOMEM, "roofline: out of memory");
+    *gops = measure_peak(pool, job, nth, kind, min_seconds) * 1e-9;
+    free(job);
+    return CLLM_OK;
+}
+
+status_t bench_roofline_measure(threadpool_t *pool, size_t read_bytes, double min_seconds, bench_roofline_t *out)
+{
+    status_t st;
+    memset(out, 0, sizeof(*out));
+    out->n_threads = threadpool_n_threads(pool);
+    out->level = kern_level_name(kern_level());
+    if ((st = bench_roofline_read(pool, read_bytes, min_seconds, &out->read_gbps, &out->read_bytes)) != CLLM_OK)
+        return st;
+    if ((st = bench_roofline_peak(pool, KERN_PEAK_F32_FMA, min_seconds, &out->f32_fma_gflops)) != CLLM_OK) return st;
+    if ((st = bench_roofline_peak(pool, KERN_PEAK_BF16_DOT, min_seconds, &out->bf16_dot_gflops)) != CLLM_OK) return st;
+    return bench_roofline_peak(pool, KERN_PEAK_INT8_DOT, min_seconds, &out->int8_dot_gops);
 }

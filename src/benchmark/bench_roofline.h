@@ -8,7 +8,8 @@
  * instruction (kern_peak_run: f32 FMA, bf16 pair dot, int8 dot) at the kernel level in use;
  * operations / wall time, best of several runs. A multiply-add counts 2 operations, so the
  * peaks compare directly with "2 * params * tokens" FLOP counts.
- * Measured numbers on a shared machine are lower bounds of what it can do when quiet. */
+ * Measured numbers on a shared machine are lower bounds of what it can do when quiet, and they
+ * move with the load: compare a throughput with ceilings measured right before and after it. */
 #ifndef CLLM_BENCHMARK_BENCH_ROOFLINE_H
 #define CLLM_BENCHMARK_BENCH_ROOFLINE_H
 
@@ -16,6 +17,7 @@
 
 #include "cllm/status.h"
 #include "core/threadpool.h"
+#include "kernels/kernels.h"
 
 typedef struct {
     int n_threads;          /* threads that ran the probes (the pool's) */
@@ -32,5 +34,12 @@ typedef struct {
  * about min_seconds per probe (at least 3 passes each). Errors: CLLM_ERR_NOMEM,
  * CLLM_ERR_INVALID_ARG (read_bytes 0). */
 status_t bench_roofline_measure(threadpool_t *pool, size_t read_bytes, double min_seconds, bench_roofline_t *out);
+
+/* The read bandwidth alone (1e9 bytes/s into *gbps; the buffer's rounded size into *bytes_read
+ * when not NULL), and one peak alone (1e9 operations/s into *gops, 0 when the level lacks the
+ * instruction): for ceilings measured right next to each test. Errors as above. */
+status_t bench_roofline_read(threadpool_t *pool, size_t read_bytes, double min_seconds, double *gbps,
+                             size_t *bytes_read);
+status_t bench_roofline_peak(threadpool_t *pool, kern_peak_t kind, double min_seconds, double *gops);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/log.h"
 #include "kernels/kernels_impl.h"
@@ -454,8 +455,25 @@ void kern_matrix_init(kern_matrix_t *mat, const void *data, dtype_t type, int n,
     mat->data = data;
 }
 
+#define KERN_HUGE_PAGE ((size_t)2 << 20)
+
+void *kern_alloc_huge(size_t bytes)
+{
+    size_t align = bytes >= KERN_HUGE_PAGE ? KERN_HUGE_PAGE : 64;
+    void *p;
+    /* C11 wants the size a multiple of the alignment: the rounding is address space, never touched */
+    bytes = bytes == 0 ? align : (bytes + align - 1) / align * align;
+    p = aligned_alloc(align, bytes);
+#ifdef MADV_HUGEPAGE
+    /* a hint: where transparent huge pages are off it fails, and 4 KiB pages are used */
+    if (p && align == KERN_HUGE_PAGE) (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 typedef struct {
     kern_matrix_t *mat;
+    int x16; /* 1: repack into the x16 layout; 0: copy the rows as they are */
 } pack_job_t;
 
 static void pack_task(void *ctx, int ith, int nth)
@@ -463,7 +481,10 @@ static void pack_task(void *ctx, int ith, int nth)
     const pack_job_t *job = ctx;
     kern_matrix_t *mat = job->mat;
     int j0 = (int)((int64_t)mat->n * ith / nth), j1 = (int)((int64_t)mat->n * (ith + 1) / nth);
-    if (j0 < j1) kern_x16_pack_rows(mat->packed, mat->data, mat->type, mat->k, j0, j1);
+    size_t row = dtype_row_bytes(mat->type, (size_t)mat->k);
+    if (j0 >= j1) return;
+    if (job->x16) kern_x16_pack_rows(mat->packed, mat->data, mat->type, mat->k, j0, j1);
+    else memcpy((char *)mat->packed + (size_t)j0 * row, (const char *)mat->data + (size_t)j0 * row, (size_t)(j1 - j0) * row);
 }
 
 status_t kern_matrix_pack(threadpool_t *pool, kern_matrix_t *mat)
@@ -471,17 +492,19 @@ status_t kern_matrix_pack(threadpool_t *pool, kern_matrix_t *mat)
     const kern_vtable_t *vt = kern_vt();
     pack_job_t job;
     size_t bytes;
+    int quant = mat->type == DTYPE_Q8_0 || mat->type == DTYPE_Q4_0;
     if (mat->packed) return CLLM_OK;
-    if (!mat->data || mat->n <= 0 || mat->k <= 0) return CLLM_OK;
-    if ((mat->type != DTYPE_Q8_0 && mat->type != DTYPE_Q4_0) || mat->k % DTYPE_QK != 0) return CLLM_OK;
-    if ((mat->type == DTYPE_Q8_0 && !vt->matmul_q8_0_x16) || (mat->type == DTYPE_Q4_0 && !vt->matmul_q4_0_x16))
-        return CLLM_OK;
-    bytes = (size_t)mat->n * (size_t)kern_x16_groups(mat->k) * kern_x16_wgroup_bytes(mat->type);
-    mat->packed = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!mat->data || mat->n <= 0 || mat->k <= 0 || !dtype_is_supported(mat->type)) return CLLM_OK;
+    if (quant && mat->k % DTYPE_QK != 0) return CLLM_OK;
+    job.mat = mat;
+    job.x16 = (mat->type == DTYPE_Q8_0 && vt->matmul_q8_0_x16) || (mat->type == DTYPE_Q4_0 && vt->matmul_q4_0_x16);
+    if (quant && !job.x16) return CLLM_OK; /* no layout of this level for it: read in place */
+    bytes = job.x16 ? (size_t)mat->n * (size_t)kern_x16_groups(mat->k) * kern_x16_wgroup_bytes(mat->type)
+                    : (size_t)mat->n * dtype_row_bytes(mat->type, (size_t)mat->k);
+    mat->packed = kern_alloc_huge(bytes);
     if (!mat->packed)
         return cllm_error(CLLM_ERR_NOMEM, "kernels: cannot allocate %zu bytes to repack a %s matrix", bytes,
                           dtype_name(mat->type));
-    job.mat = mat;
     threadpool_run(pool, pack_task, &job);
     mat->packed_bytes = bytes;
     mat->packed_level = kern_level();

@@ -104,8 +104,10 @@ status_t weights_repack_create(const model_t *m, threadpool_t *pool, weights_rep
     free(mats);
     w->pack_seconds = clock_now_s() - t0;
     if (w->n_packed)
-        log_info("weights: repacked %d matrices for the %s kernels: %.1f MiB more memory, %.2f s", w->n_packed,
-                 kern_level_name(kern_level()), (double)w->packed_bytes / 1048576.0, w->pack_seconds);
+        log_info("weights: %d matrices copied for the %s kernels (%s, huge pages): %.1f MiB, %.2f s", w->n_packed,
+                 kern_level_name(kern_level()),
+                 m->weight_type == DTYPE_Q8_0 || m->weight_type == DTYPE_Q4_0 ? "x16 layout" : "as stored",
+                 (double)w->packed_bytes / 1048576.0, w->pack_seconds);
     *out = w;
     return CLLM_OK;
 }

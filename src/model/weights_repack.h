@@ -1,11 +1,12 @@
-/* weights_repack.h: a model's matrices as the kernels read them (kern_matrix_t), repacked once
- * at load where the kernel level in use has a faster layout (kern_matrix_pack: Q8_0 and Q4_0 at
- * AVX-512; F32, F16 and BF16 are read in place).
+/* weights_repack.h: a model's matrices as the kernels read them (kern_matrix_t), copied once at
+ * load into memory on transparent huge pages, in the layout the kernel level in use reads
+ * fastest (kern_matrix_pack: Q8_0 and Q4_0 at AVX-512 repacked into the x16 layout; F32, F16
+ * and BF16 as stored).
  *
- * Owns the packed copies (one per packed matrix: the same bytes per block as GGML, so a Q8_0 or
- * Q4_0 model's matrices take twice their size in memory once the mapping is resident; the
- * mapping's pages of packed matrices are not read again after the packing pass). The model must
- * outlive it. CLLM_REPACK=0 in the environment keeps every matrix unpacked (for comparisons). */
+ * Owns the copies (one per matrix, each the size of the matrix, so the matrices take twice
+ * their size while the mapping is resident; the mapping's pages of copied matrices are not
+ * read again, so the OS may reclaim them). The model must outlive it. CLLM_REPACK=0 in the
+ * environment keeps every matrix in the mapping, read in place (for comparisons). */
 #ifndef CLLM_MODEL_WEIGHTS_REPACK_H
 #define CLLM_MODEL_WEIGHTS_REPACK_H
 
