@@ -5,53 +5,13 @@
 # requests matching their solo greedy text, /metrics, /tokenize, the API key, graceful
 # shutdown, and the official `openai` npm client.
 # Args: path of the cllm binary, the shared data directory. Needs curl, jq, bc (setup.sh).
-set -u
-CLLM=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SHARED=$2
-BUILD=$(dirname "$CLLM")
-HERE=$(cd "$(dirname "$0")" && pwd)
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-
-for t in curl jq bc; do
-  command -v $t >/dev/null || { echo "FAIL: $t is required (scripts/setup.sh installs it)"; exit 1; }
-done
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cllm-test-server.XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh" test-server "$@"
+need curl jq bc
 
 MODEL=$WORK/tiny.gguf
 NAME=tiny-llama3
 "$CLLM" mkmodel --shape tiny --vocab-from "$SHARED/reference/tokenizer/ggml-vocab-llama-bpe.gguf" \
   --chat-template llama3 -o "$MODEL" 2>"$WORK/mkmodel.err" || { cat "$WORK/mkmodel.err"; echo "FAIL: mkmodel"; exit 1; }
-
-# start_server LOG MODEL ARGS...: starts `cllm serve` on a free random port; sets SPID and PORT.
-start_server() {
-  local log=$1 model=$2; shift 2
-  for attempt in 1 2 3 4 5 6 7 8; do
-    PORT=$((20000 + RANDOM % 40000))
-    "$CLLM" serve "$model" --port "$PORT" "$@" >"$log" 2>&1 &
-    SPID=$!
-    PIDS+=("$SPID")
-    for _ in $(seq 1 300); do
-      grep -q "cllm: ready:" "$log" && return 0
-      kill -0 "$SPID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$SPID" 2>/dev/null
-    wait "$SPID" 2>/dev/null
-    grep -q "cannot listen" "$log" || break
-  done
-  echo "FAIL: the server did not start:"; cat "$log"; exit 1
-}
-
-# metric NAME_WITH_LABELS: its value from /metrics of $BASE
-metric() { curl -s -m 10 "$BASE/metrics" | grep -F "$1{" | grep -v '^#' | head -1 | awk '{print $NF}'; }
 
 start_server "$WORK/serve.log" "$MODEL" --served-model-name "$NAME" -t 2 --max-model-len 2048 --num-blocks 400 \
   --block-size 16
@@ -250,6 +210,7 @@ wait_idle && ok "idle after the burst" || bad "not idle after the burst"
 curl -s "$BASE/metrics" >"$WORK/metrics.txt"
 for m in cllm:prefix_cache_queries_total cllm:prefix_cache_hits_total cllm:prompt_tokens_total \
     cllm:generation_tokens_total cllm:num_preemptions_total cllm:num_requests_running cllm:num_requests_waiting \
+    cllm:prefix_cache_evictions_total cllm:prefix_cache_blocks \
     cllm:kv_cache_usage_perc cllm:time_to_first_token_seconds_count cllm:inter_token_latency_seconds_count \
     cllm:e2e_request_latency_seconds_count; do
   grep -q "^$m{model_name=\"$NAME\"} " "$WORK/metrics.txt" || bad "metric $m missing"

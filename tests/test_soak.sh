@@ -53,6 +53,13 @@ echo "server: ${SERVER_ENV:+$SERVER_ENV }cllm serve --max-model-len $MML --num-b
   --max-request-bytes "$MAX_BODY" --timeout "$timeout_s" "${extra[@]}" ${SOAK_ARGS:-}
 rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: bench_soak exited $rc"; fail=1; }
+# the pool is far smaller than the prompts' blocks: cached prefixes must have been evicted
+ev=$(metric cllm:prefix_cache_evictions_total)
+case $ev in
+  '' | *[!0-9]*) bad "no cllm:prefix_cache_evictions_total in /metrics (got '$ev')" ;;
+  0) bad "cllm:prefix_cache_evictions_total is 0 after a soak that must evict" ;;
+  *) ok "/metrics counted $ev prefix cache evictions" ;;
+esac
 
 if kill -0 "$SPID" 2>/dev/null; then
   kill -TERM "$SPID"

@@ -123,6 +123,7 @@ typedef struct {
     int32_t block_size;
     uint64_t prefix_cache_queries; /* prompt tokens looked up in the cache */
     uint64_t prefix_cache_hits;    /* of those, found */
+    uint64_t n_evictions;          /* cached prefix blocks dropped to reuse their block */
     uint64_t n_preemptions;
     int32_t n_running;
     int32_t n_waiting;

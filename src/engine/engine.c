@@ -784,6 +784,7 @@ status_t cllm_engine_step(cllm_engine_t *e, int32_t *n_scheduled)
     e->stats.block_size = e->cfg.block_size;
     e->stats.prefix_cache_queries = ks.prefix_cache_queries;
     e->stats.prefix_cache_hits = ks.prefix_cache_hits;
+    e->stats.n_evictions = ks.n_evictions;
     e->stats.n_preemptions = ss.n_preemptions;
     e->stats.n_running = ss.n_running;
     e->stats.n_waiting = ss.n_waiting;

@@ -136,30 +136,47 @@ static status_t batch_check(const forward_t *fw, const forward_batch_t *b)
     return CLLM_OK;
 }
 
-/* Attention of every token, split across threads by (token, KV head group) items. */
+/* Attention of every token. Tokens are grouped into runs of up to ATTN_RUN consecutive
+ * positions of one sequence (a prefill chunk gives long runs, a decode step runs of one); the
+ * items (run, KV head) are dealt to the threads cyclically, so that the long late runs of a
+ * causal prefill do not all land on the last thread. kern_attention_rows gives each token the
+ * same bits as kern_attention, so the grouping cannot change a result. */
+#define ATTN_RUN 16
+
 typedef struct {
     forward_t *fw;
     const forward_batch_t *b;
     int layer;
 } attn_job_t;
 
+/* Length of the run starting at token t (same sequence, consecutive positions, <= ATTN_RUN). */
+static int32_t run_length(const forward_batch_t *b, int32_t t)
+{
+    int32_t n = 1;
+    while (n < ATTN_RUN && t + n < b->n_tokens && b->seq[t + n] == b->seq[t] && b->pos[t + n] == b->pos[t] + n) n++;
+    return n;
+}
+
 static void attn_worker(void *ctx, int ith, int nth)
 {
     const attn_job_t *job = ctx;
+    const forward_batch_t *b = job->b;
     const model_hparams_t *hp = &job->fw->model->hp;
     const kv_cache_config_t *c = kv_cache_config(job->fw->kv);
     int32_t q_dim = hp->n_head * hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    int64_t n_items = (int64_t)job->b->n_tokens * hp->n_head_kv;
-    int64_t i0 = n_items * ith / nth, i1 = n_items * (ith + 1) / nth;
     float scale = 1.0f / sqrtf((float)hp->head_dim);
     const void *kp = kv_cache_k(job->fw->kv, job->layer), *vp = kv_cache_v(job->fw->kv, job->layer);
+    int64_t it = 0;
 
-    for (int64_t it = i0; it < i1; it++) {
-        int32_t t = (int32_t)(it / hp->n_head_kv), g = (int32_t)(it % hp->n_head_kv);
-        int32_t s = job->b->seq[t];
-        kern_attention(job->fw->att + (size_t)t * q_dim, job->fw->q + (size_t)t * q_dim, kp, vp, c->dtype,
-                       job->b->block_tables[s], job->b->pos[t] + 1, c->block_size, hp->n_head, hp->n_head_kv,
-                       hp->head_dim, g * group, (g + 1) * group, scale);
+    for (int32_t t = 0; t < b->n_tokens;) {
+        int32_t n = run_length(b, t), s = b->seq[t];
+        for (int32_t g = 0; g < hp->n_head_kv; g++, it++) {
+            if (it % nth != ith) continue;
+            kern_attention_rows(job->fw->att + (size_t)t * q_dim, job->fw->q + (size_t)t * q_dim, q_dim, n, b->pos[t],
+                                kp, vp, c->dtype, b->block_tables[s], c->block_size, hp->n_head, hp->n_head_kv,
+                                hp->head_dim, g * group, (g + 1) * group, scale);
+        }
+        t += n;
     }
 }
 

@@ -163,6 +163,10 @@ char *metrics_render(metrics_t *m, const cllm_engine_stats_t *st, int enable_pre
             "Prefix cache queries, in terms of number of queried tokens.", st->prefix_cache_queries);
     counter(f, L, "cllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.",
             st->prefix_cache_hits);
+    counter(f, L, "cllm:prefix_cache_evictions_total",
+            "Cached prefix blocks evicted (least recently used first) to reuse their memory.", st->n_evictions);
+    gauge(f, L, "cllm:prefix_cache_blocks", "KV blocks that hold a cached prefix and no running request.",
+          st->n_blocks_cached);
     counter(f, L, "cllm:num_preemptions_total", "Cumulative number of preemption from the engine.", st->n_preemptions);
     pthread_mutex_lock(&m->mu);
     counter(f, L, "cllm:prompt_tokens_total", "Number of prefill tokens processed.", m->prompt_tokens);
