@@ -143,7 +143,7 @@ kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; server_pid=
 
 # ---- compare: two servers, same workload ----
 "$CLLM" bench compare --model "$model" --common "-t 1" --num-prompts 4 --max-concurrency 2 --max-tokens 4 \
-  --warmup 1 --no-progress --log-dir "$dir" --save-result "$dir/c.json" --plot "$dir/c.svg" >"$dir/c.out" 2>"$dir/c.err"
+  --warmup 1 --no-progress --log-dir "$dir/logs" --save-result "$dir/c.json" --plot "$dir/c.svg" >"$dir/c.out" 2>"$dir/c.err"
 rc=$?
 [ $rc -eq 0 ] && ok "bench compare exit 0" || bad "bench compare exited $rc: $(tail -3 "$dir/c.err")"
 grep -q "B/A" "$dir/c.out" && grep -q "Median TTFT" "$dir/c.out" && ok "side-by-side report" || bad "no side-by-side report"
@@ -151,6 +151,7 @@ jq -e '.a.completed == 4 and .b.completed == 4 and .a.prefix_cache_hit_rate == 0
        and (.ratios | has("mean_ttft") and has("median_ttft") and has("mean_e2el") and has("request_throughput"))' \
   "$dir/c.json" >/dev/null && ok "A uncached, B cached, ratios saved" || bad "compare JSON: $(jq -c '{a: .a.prefix_cache_hit_rate, b: .b.prefix_cache_hit_rate, r: .ratios}' "$dir/c.json" 2>&1)"
 grep -q '</svg>' "$dir/c.svg" && ok "compare plot" || bad "no compare plot"
+[ -s "$dir/logs/a.log" ] && [ -s "$dir/logs/b.log" ] && ok "--log-dir made and kept the server logs" || bad "no server logs in --log-dir $dir/logs"
 pgrep -f -- "--model $model" >/dev/null && bad "compare left a server running" || ok "compare stopped its servers"
 
 "$CLLM" bench compare --model "$model" --common "-t 1" --sweep-hit-rate --num-prompts 3 --input-len 256 \

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "benchmark/bench_client.h"
@@ -585,6 +586,11 @@ static int cmd_bench_compare(bench_args_t *a)
     exe[n] = '\0';
     if (a->log_dir) {
         snprintf(log_dir, sizeof(log_dir), "%s", a->log_dir);
+        /* made if missing (its parent must exist); an existing directory is used as it is */
+        if (mkdir(log_dir, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "cllm bench compare: cannot make the log directory %s: %s\n", log_dir, strerror(errno));
+            return 1;
+        }
     } else {
         snprintf(log_dir, sizeof(log_dir), "/tmp/cllm-bench-XXXXXX");
         if (!mkdtemp(log_dir)) {
