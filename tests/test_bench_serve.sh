@@ -136,6 +136,7 @@ check_usage "bad dataset" serve --model m --dataset nope
 check_usage "jsonl without file" serve --model m --dataset jsonl
 check_usage "unknown subcommand" frobnicate
 check_usage "compare-only flag in serve" serve --model m --sweep-hit-rate
+check_usage "--rounds 0" compare --model m --rounds 0
 "$CLLM" bench serve --help | grep -q -- "--max-concurrency" && ok "bench serve --help" || bad "bench serve --help"
 "$CLLM" bench compare --help | grep -q -- "--sweep-hit-rate" && ok "bench compare --help" || bad "bench compare --help"
 
@@ -162,4 +163,16 @@ jq -e '(.sweep | length == 4) and (.sweep[3].hit_rate > 0.8) and (.sweep[0].hit_
        all(.sweep[]; .a.completed == 3 and .b.completed == 3 and (.speedup_p50 | type == "number"))' \
   "$dir/s.json" >/dev/null && ok "sweep: 4 points, hit rates ~0% .. >80%" || bad "sweep JSON: $(jq -c '[.sweep[] | {target, hit_rate, speedup_p50}]' "$dir/s.json" 2>&1)"
 grep -q 'TTFT speedup' "$dir/s.svg" && ok "sweep plot" || bad "no sweep plot"
+
+# --rounds: both servers up, A then B per round, fresh prompts each round, records pooled
+"$CLLM" bench compare --model "$model" --common "-t 1" --sweep-hit-rate --sweep-points 0,0.95 --rounds 2 \
+  --num-prompts 3 --input-len 256 --max-tokens 2 --max-concurrency 1 --no-progress --save-result "$dir/r.json" \
+  >"$dir/r.out" 2>"$dir/r.err"
+rc=$?
+[ $rc -eq 0 ] && ok "--rounds 2 exit 0" || bad "--rounds 2 exited $rc: $(tail -3 "$dir/r.err")"
+jq -e '.rounds == 2 and (.sweep | length == 2) and all(.sweep[]; .a.completed == 6 and .b.completed == 6)
+       and .sweep[0].b.prefix_cache_hit_rate < 0.1 and .sweep[1].b.prefix_cache_hit_rate > 0.8' \
+  "$dir/r.json" >/dev/null && ok "--rounds 2: 6 records a side, round 2 prompts fresh (0% point still ~0% hits)" ||
+  bad "--rounds JSON: $(jq -c '{rounds, s: [.sweep[] | {a: .a.completed, b: .b.completed, hit: .b.prefix_cache_hit_rate}]}' "$dir/r.json" 2>&1)"
+pgrep -f -- "--model $model" >/dev/null && bad "--rounds left a server running" || ok "--rounds stopped both servers"
 exit $fail

@@ -334,6 +334,34 @@ void cllm_engine_destroy(cllm_engine_t *e)
 
 /* ---- submit / cancel / poll (any thread) ---- */
 
+void engine_request_sampler_params(const cllm_request_t *q, sampler_params_t *sp)
+{
+    *sp = sampler_params_default();
+    sp->temperature = q->temperature;
+    sp->top_k = q->top_k;
+    sp->top_p = q->top_p;
+    sp->min_p = q->min_p;
+    sp->seed = q->seed;
+    sp->has_seed = q->has_seed;
+    sp->repetition_penalty = q->repetition_penalty;
+    sp->frequency_penalty = q->frequency_penalty;
+    sp->presence_penalty = q->presence_penalty;
+    sp->logit_bias = (const sampler_logit_bias_t *)q->logit_bias;
+    sp->n_logit_bias = q->n_logit_bias;
+    sp->n_top_logprobs = q->logprobs > 0 ? q->logprobs : 0;
+}
+
+void engine_request_stop_params(const cllm_request_t *q, int32_t max_new, stop_params_t *pp)
+{
+    memset(pp, 0, sizeof(*pp));
+    pp->strings = q->stop;
+    pp->n_strings = q->n_stop;
+    pp->token_ids = q->stop_token_ids;
+    pp->n_token_ids = q->n_stop_token_ids;
+    pp->ignore_eos = q->ignore_eos;
+    pp->max_tokens = max_new;
+}
+
 static status_t req_build(cllm_engine_t *e, const cllm_request_t *q, engine_req_t **out)
 {
     const tokenizer_t *tok = e->model->tok;
@@ -415,31 +443,13 @@ static status_t req_build(cllm_engine_t *e, const cllm_request_t *q, engine_req_
         r->sr.salt_len = q->cache_salt_len;
     }
 
-    sp = sampler_params_default();
-    sp.temperature = q->temperature;
-    sp.top_k = q->top_k;
-    sp.top_p = q->top_p;
-    sp.min_p = q->min_p;
-    sp.seed = q->seed;
-    sp.has_seed = q->has_seed;
-    sp.repetition_penalty = q->repetition_penalty;
-    sp.frequency_penalty = q->frequency_penalty;
-    sp.presence_penalty = q->presence_penalty;
-    sp.logit_bias = (const sampler_logit_bias_t *)q->logit_bias;
-    sp.n_logit_bias = q->n_logit_bias;
-    sp.n_top_logprobs = q->logprobs > 0 ? q->logprobs : 0;
+    engine_request_sampler_params(q, &sp);
     if ((st = sampler_create(&sp, e->n_vocab, e->smp_scratch, &r->smp)) != CLLM_OK ||
         (st = sampler_set_prompt(r->smp, r->sr.tokens, n_prompt)) != CLLM_OK) {
         req_free(r);
         return st;
     }
-    memset(&pp, 0, sizeof(pp));
-    pp.strings = q->stop;
-    pp.n_strings = q->n_stop;
-    pp.token_ids = q->stop_token_ids;
-    pp.n_token_ids = q->n_stop_token_ids;
-    pp.ignore_eos = q->ignore_eos;
-    pp.max_tokens = (int32_t)max_new;
+    engine_request_stop_params(q, (int32_t)max_new, &pp);
     if ((st = stop_checker_create(&pp, &r->stop)) != CLLM_OK) {
         req_free(r);
         return st;

@@ -18,8 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/sampler.h"
-#include "engine/stop.h"
+#include "engine/engine.h"
 #include "fuzz_util.h"
 #include "model/gguf.h"
 #include "server/chat_template.h"
@@ -87,32 +86,15 @@ static void check_error(const openai_error_t *err)
 static void check_engine_accepts(const openai_request_t *r)
 {
     const cllm_request_t *q = &r->req;
-    sampler_params_t sp = sampler_params_default();
+    sampler_params_t sp;
     stop_params_t pp;
     stop_checker_t *sc = NULL;
 
     FUZZ_REQUIRE(q->logprobs <= SAMPLER_MAX_TOP_LOGPROBS, "logprobs %d", q->logprobs);
     FUZZ_REQUIRE(r->top_logprobs <= OPENAI_MAX_LOGPROBS, "top_logprobs %d", r->top_logprobs);
-    sp.temperature = q->temperature;
-    sp.top_k = q->top_k;
-    sp.top_p = q->top_p;
-    sp.min_p = q->min_p;
-    sp.seed = q->seed;
-    sp.has_seed = q->has_seed;
-    sp.repetition_penalty = q->repetition_penalty;
-    sp.frequency_penalty = q->frequency_penalty;
-    sp.presence_penalty = q->presence_penalty;
-    sp.logit_bias = (const sampler_logit_bias_t *)q->logit_bias;
-    sp.n_logit_bias = q->n_logit_bias;
-    sp.n_top_logprobs = q->logprobs > 0 ? q->logprobs : 0;
+    engine_request_sampler_params(q, &sp);
     FUZZ_REQUIRE(sampler_params_validate(&sp, tokenizer_n_vocab(tok)) == CLLM_OK, "the sampler refuses a parsed body");
-    memset(&pp, 0, sizeof(pp));
-    pp.strings = q->stop;
-    pp.n_strings = q->n_stop;
-    pp.token_ids = q->stop_token_ids;
-    pp.n_token_ids = q->n_stop_token_ids;
-    pp.ignore_eos = q->ignore_eos;
-    pp.max_tokens = q->max_tokens;
+    engine_request_stop_params(q, q->max_tokens, &pp);
     FUZZ_REQUIRE(stop_checker_create(&pp, &sc) == CLLM_OK, "the stop checker refuses a parsed body");
     stop_checker_destroy(sc);
 }

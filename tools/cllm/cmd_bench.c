@@ -37,7 +37,7 @@ typedef enum {
     O_NUM_PREFIXES, O_PREFIX_LEN, O_SUFFIX_LEN, O_INPUT_LEN, O_NUM_PROMPTS, O_MAX_CONC, O_RATE, O_MAX_TOKENS,
     O_IGNORE_EOS, O_SEED, O_WARMUP, O_ENDPOINT, O_API_KEY, O_TEMPERATURE, O_EXTRA_BODY, O_TIMEOUT, O_TOKENIZER,
     O_TOKEN_IDS, O_SAVE_RESULT, O_SAVE_DETAILED, O_PLOT, O_NO_PROGRESS, O_A, O_B, O_COMMON, O_SWEEP, O_SWEEP_POINTS,
-    O_SERVER_TIMEOUT, O_LOG_DIR, O_HELP
+    O_SERVER_TIMEOUT, O_LOG_DIR, O_ROUNDS, O_HELP
 } opt_id_t;
 
 enum { FOR_SERVE = 1, FOR_COMPARE = 2, FOR_BOTH = 3 };
@@ -88,6 +88,7 @@ static const opt_t opts[] = {
     { "--sweep-points", NULL, true, O_SWEEP_POINTS, FOR_COMPARE },
     { "--server-timeout", NULL, true, O_SERVER_TIMEOUT, FOR_COMPARE },
     { "--log-dir", NULL, true, O_LOG_DIR, FOR_COMPARE },
+    { "--rounds", NULL, true, O_ROUNDS, FOR_COMPARE },
     { "--help", "-h", false, O_HELP, FOR_BOTH },
 };
 
@@ -107,6 +108,7 @@ typedef struct {
     int n_sweep;
     double server_timeout;
     const char *log_dir;
+    long rounds;
     char base_url_buf[256];
 } bench_args_t;
 
@@ -198,6 +200,13 @@ static void compare_usage(FILE *f)
             "  --server-timeout S        wait at most S seconds for a server to be ready (default 600)\n"
             "  --log-dir DIR             keep the server logs there (default: a temporary directory, removed\n"
             "                            unless something failed)\n"
+            "  --rounds N                for a noisy machine: keep both servers up (the idle one sleeps) and run\n"
+            "                            the workload N times, A then B each round, pooling the records of all\n"
+            "                            rounds, so that load from other processes hits A and B alike (default 1:\n"
+            "                            A's server runs and stops before B's starts). Each round after the first\n"
+            "                            uses a fresh --seed (new random text, so B's cache never holds a whole\n"
+            "                            prompt of an earlier round); table-qa's questions repeat, so from the\n"
+            "                            second round on B finds them cached too\n"
             "  --sweep-hit-rate          instead of one workload, run prefix-repetition at each --sweep-points\n"
             "                            hit rate: --num-prefixes prefixes (default 1) of hit x --input-len tokens\n"
             "                            plus a fresh suffix to --input-len, each prefix cached by a warmup\n"
@@ -272,6 +281,7 @@ static int parse_args(int argc, char **argv, bench_args_t *a)
     a->sweep_pts[2] = 0.5;
     a->sweep_pts[3] = 0.95;
     a->n_sweep = 4;
+    a->rounds = 1;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL, *eq;
@@ -394,6 +404,9 @@ static int parse_args(int argc, char **argv, bench_args_t *a)
             if (parse_double(a, name, val, 1, 1e6, &a->server_timeout)) return 2;
             break;
         case O_LOG_DIR: a->log_dir = val; break;
+        case O_ROUNDS:
+            if (parse_long(a, name, val, 1, 1000, &a->rounds)) return 2;
+            break;
         case O_HELP:
             if (a->compare) compare_usage(stdout);
             else serve_usage(stdout);
@@ -568,6 +581,97 @@ static json_t *pair_ratios(const bench_result_t *a, const bench_result_t *b)
     return r;
 }
 
+/* Starts side's server (0: A, 1: B), its log in log_dir; names[side] gets its description. */
+static status_t start_side(const bench_args_t *a, const char *exe, const char *log_dir, int side,
+                           char names[2][512], bench_launch_t **srv)
+{
+    char **argv = NULL, log_path[PATH_MAX + 16];
+    int argc = 0;
+    status_t st;
+    side_name(a, side, names[side], 512);
+    snprintf(log_path, sizeof(log_path), "%s/%s.log", log_dir, side ? "b" : "a");
+    if ((st = server_argv(a, exe, side, &argv, &argc)) != CLLM_OK) {
+        bench_launch_free_argv(argv, argc);
+        return st;
+    }
+    fprintf(stderr, "cllm bench: starting %c: %s (log %s)\n", 'A' + side, names[side], log_path);
+    st = bench_launch_start(argv, log_path, a->server_timeout, srv);
+    bench_launch_free_argv(argv, argc);
+    return st;
+}
+
+/* The progress label of a run: side, round (r < 0: none) and sweep point. */
+static void point_label(const bench_args_t *a, int side, long r, double target, char *buf, size_t cap)
+{
+    char rs[32] = "";
+    if (r >= 0) snprintf(rs, sizeof(rs), " r%ld", r + 1);
+    if (a->sweep) snprintf(buf, cap, "%c%s %.0f%%", 'A' + side, rs, 100.0 * target);
+    else snprintf(buf, cap, "%c%s", 'A' + side, rs);
+}
+
+/* Moves src's records to the end of dst's (src is left empty); durations add up. */
+static status_t run_append(bench_run_t *dst, bench_run_t *src)
+{
+    bench_record_t *recs;
+    if (!dst->records) {
+        *dst = *src;
+        memset(src, 0, sizeof(*src));
+        return CLLM_OK;
+    }
+    recs = realloc(dst->records, (dst->n + src->n) * sizeof(*recs));
+    if (!recs) return cllm_error(CLLM_ERR_NOMEM, "bench: out of memory");
+    memcpy(recs + dst->n, src->records, src->n * sizeof(*recs));
+    dst->records = recs;
+    dst->n += src->n;
+    dst->duration_s += src->duration_s;
+    dst->warmup_s += src->warmup_s;
+    dst->warmup_failed += src->warmup_failed;
+    free(src->records);
+    memset(src, 0, sizeof(*src));
+    return CLLM_OK;
+}
+
+/* --rounds N: both servers up; per round, per point, A then B on the same prompts (a fresh
+ * seed per round after the first); records pooled per side and point, then summarized. */
+static status_t compare_rounds(const bench_args_t *a, const char *exe, const char *log_dir, point_t *pts, int n_pts,
+                               char names[2][512], bool *any_failed)
+{
+    bench_launch_t *srv[2] = { NULL, NULL };
+    status_t st = CLLM_OK;
+    for (int side = 0; side < 2 && st == CLLM_OK; side++) st = start_side(a, exe, log_dir, side, names, &srv[side]);
+    for (long r = 0; r < a->rounds && st == CLLM_OK; r++)
+        for (int p = 0; p < n_pts && st == CLLM_OK; p++) {
+            bench_dataset_t ds_r, *ds = &pts[p].ds;
+            if (r > 0) { /* the point's workload with a fresh seed */
+                bench_dataset_config_t cfg = pts[p].cfg;
+                cfg.seed += 7919ull * (uint64_t)r;
+                if ((st = bench_dataset_create(&cfg, &ds_r)) != CLLM_OK) break;
+                ds = &ds_r;
+            }
+            for (int side = 0; side < 2 && st == CLLM_OK; side++) {
+                char label[64];
+                bench_client_config_t cc = a->client;
+                bench_run_t run;
+                cc.base_url = bench_launch_url(srv[side]);
+                point_label(a, side, r, pts[p].target, label, sizeof(label));
+                cc.label = label;
+                if ((st = bench_client_run(&cc, ds, &run)) != CLLM_OK) break;
+                if ((st = run_append(&pts[p].run[side], &run)) != CLLM_OK) bench_run_free(&run);
+            }
+            if (r > 0) bench_dataset_free(&ds_r);
+        }
+    for (int side = 0; side < 2; side++)
+        if (srv[side] && bench_launch_stop(srv[side], 30.0) != 0)
+            fprintf(stderr, "cllm bench: server %c did not stop cleanly\n", 'A' + side);
+    for (int p = 0; p < n_pts && st == CLLM_OK; p++)
+        for (int side = 0; side < 2 && st == CLLM_OK; side++) {
+            if ((st = bench_report_compute(&pts[p].run[side], &pts[p].res[side])) != CLLM_OK) break;
+            pts[p].done[side] = true;
+            if (pts[p].res[side].failed) *any_failed = true;
+        }
+    return st;
+}
+
 static int cmd_bench_compare(bench_args_t *a)
 {
     char exe[PATH_MAX], log_dir[PATH_MAX], names[2][512];
@@ -625,32 +729,26 @@ static int cmd_bench_compare(bench_args_t *a)
         }
         if ((st = bench_dataset_create(&pt->cfg, &pt->ds)) != CLLM_OK) goto fail;
     }
-    for (int side = 0; side < 2; side++) {
-        char **argv = NULL, log_path[PATH_MAX + 16], label[64];
-        int argc = 0;
-        bench_launch_t *srv = NULL;
-        bench_client_config_t cc = a->client;
-        side_name(a, side, names[side], sizeof(names[side]));
-        snprintf(log_path, sizeof(log_path), "%s/%s.log", log_dir, side ? "b" : "a");
-        if ((st = server_argv(a, exe, side, &argv, &argc)) != CLLM_OK) {
-            bench_launch_free_argv(argv, argc);
-            goto fail;
+    if (a->rounds > 1) {
+        if ((st = compare_rounds(a, exe, log_dir, pts, n_pts, names, &any_failed)) != CLLM_OK) goto fail;
+    } else {
+        for (int side = 0; side < 2; side++) {
+            char label[64];
+            bench_launch_t *srv = NULL;
+            bench_client_config_t cc = a->client;
+            if ((st = start_side(a, exe, log_dir, side, names, &srv)) != CLLM_OK) goto fail;
+            cc.base_url = bench_launch_url(srv);
+            for (int p = 0; p < n_pts && st == CLLM_OK; p++) {
+                point_label(a, side, -1, pts[p].target, label, sizeof(label));
+                cc.label = label;
+                st = run_workload(&cc, &pts[p].ds, &pts[p].run[side], &pts[p].res[side]);
+                pts[p].done[side] = st == CLLM_OK;
+                if (st == CLLM_OK && pts[p].res[side].failed) any_failed = true;
+            }
+            if (bench_launch_stop(srv, 30.0) != 0)
+                fprintf(stderr, "cllm bench: server %c did not stop cleanly\n", 'A' + side);
+            if (st != CLLM_OK) goto fail;
         }
-        fprintf(stderr, "cllm bench: starting %c: %s (log %s)\n", 'A' + side, names[side], log_path);
-        st = bench_launch_start(argv, log_path, a->server_timeout, &srv);
-        bench_launch_free_argv(argv, argc);
-        if (st != CLLM_OK) goto fail;
-        cc.base_url = bench_launch_url(srv);
-        for (int p = 0; p < n_pts && st == CLLM_OK; p++) {
-            if (a->sweep) snprintf(label, sizeof(label), "%c %.0f%%", 'A' + side, 100.0 * pts[p].target);
-            else snprintf(label, sizeof(label), "%c", 'A' + side);
-            cc.label = label;
-            st = run_workload(&cc, &pts[p].ds, &pts[p].run[side], &pts[p].res[side]);
-            pts[p].done[side] = st == CLLM_OK;
-            if (st == CLLM_OK && pts[p].res[side].failed) any_failed = true;
-        }
-        if (bench_launch_stop(srv, 30.0) != 0) fprintf(stderr, "cllm bench: server %c did not stop cleanly\n", 'A' + side);
-        if (st != CLLM_OK) goto fail;
     }
 
     meta.client = &a->client;
@@ -714,6 +812,7 @@ static int cmd_bench_compare(bench_args_t *a)
         }
         json_object_set_new(doc, "a_server", json_string(names[0]));
         json_object_set_new(doc, "b_server", json_string(names[1]));
+        json_object_set_new(doc, "rounds", json_integer(a->rounds));
         st = bench_report_save(a->save_result, doc);
         json_decref(doc);
         if (st != CLLM_OK) goto fail;
