@@ -25,7 +25,6 @@
  * printed at the end.
  * stdout: a markdown table (or --json); progress and errors on stderr. Exit 0 on success, 1 when
  * a model cannot be loaded or run, 2 for a bad command line. */
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdbool.h>
@@ -35,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "benchmark/bench_report.h"
 #include "benchmark/bench_roofline.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -43,6 +43,7 @@
 #include "kv/kv_cache.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "cli_args.h"
 
 #define BM_MAX_LIST 16
 #define BM_MAX_MODELS 8
@@ -115,16 +116,7 @@ static int bm_bad(const char *fmt, const char *a, const char *b)
 
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    long v;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "cllm bench model: %s expects an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cli_parse_long("cllm bench model", flag, s, lo, hi, out);
 }
 
 /* "a,b,c" -> out (at most BM_MAX_LIST values, each in [lo, hi]). */
@@ -557,11 +549,6 @@ static void print_row(FILE *f, const bm_result_t *r, int n_threads)
             backend, n_threads, r->test, ts, r->median_ts, gb, gf, roof);
 }
 
-static json_t *num_or_null(double v)
-{
-    return isnan(v) ? json_null() : json_real(v);
-}
-
 static json_t *result_json(const bm_result_t *r, const bm_args_t *a)
 {
     json_t *o = json_object(), *samples = json_array();
@@ -584,13 +571,13 @@ static json_t *result_json(const bm_result_t *r, const bm_args_t *a)
     json_object_set_new(o, "stddev_ts", json_real(r->stddev_ts));
     json_object_set_new(o, "median_ts", json_real(r->median_ts));
     json_object_set_new(o, "avg_s", json_real(r->mean_s));
-    json_object_set_new(o, "gbps", num_or_null(r->gbps));
-    json_object_set_new(o, "gflops", num_or_null(r->gflops));
+    json_object_set_new(o, "gbps", bench_report_real(r->gbps));
+    json_object_set_new(o, "gflops", bench_report_real(r->gflops));
     json_object_set_new(o, "roof_kind", !a->roofline ? json_null()
                                         : r->n_prompt > 0 ? json_string(peak_kind_name(r->peak_kind))
                                                           : json_string("read"));
     json_object_set_new(o, "roof_ceiling", a->roofline ? json_real(r->ceiling) : json_null());
-    json_object_set_new(o, "roof_frac", num_or_null(r->roof_frac));
+    json_object_set_new(o, "roof_frac", bench_report_real(r->roof_frac));
     return o;
 }
 

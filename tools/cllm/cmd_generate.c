@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cllm/engine.h"
+#include "cli_args.h"
 #include "commands.h"
 #include "core/log.h"
 #include "engine/engine.h"
@@ -43,16 +44,7 @@ static void generate_usage(FILE *f)
 
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    long v;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "cllm generate: %s expects an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cli_parse_long("cllm generate", flag, s, lo, hi, out);
 }
 
 static int parse_float(const char *flag, const char *s, float *out)
